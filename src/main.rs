@@ -1,1 +1,32 @@
-fn main() {}
+//! Entry point: harden the process, parse the command line, run, and turn
+//! an error into one line and an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use oci_volume_hook::cli::Cli;
+use oci_volume_hook::{hardening, log, stage};
+
+fn main() -> ExitCode {
+    let hardened = hardening::harden_early();
+    let cli = Cli::parse();
+    log::init(
+        cli.log_level.unwrap_or(::log::LevelFilter::Info),
+        cli.command.is_hook(),
+    );
+    if let Err(e) = hardened {
+        ::log::error!("hook failed: process hardening: {e}");
+        return ExitCode::from(1);
+    }
+    let quiet_check = matches!(cli.command, oci_volume_hook::cli::Command::Check { .. });
+    match stage::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // check already printed its report; its exit code says the rest.
+            if !(quiet_check && e.subject == "check" && e.why == "see the report above") {
+                ::log::error!("{e}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

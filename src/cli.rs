@@ -1,0 +1,108 @@
+//! The command line. Stages are verbs (the stage never comes from the
+//! state's `status`); `check` explains what a hook run would do.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oci-volume-hook",
+    version,
+    about = "OCI hook that attaches persistent, policy-checked volumes to containers",
+    long_about = "OCI hook that attaches persistent, policy-checked volumes to containers.\n\n\
+        Runtimes (runc, crun, podman via hooks.d) run `oci-volume-hook prestart` and \
+        `oci-volume-hook poststop` with the container state on stdin. The annotation \
+        oci-volume-hook/volumes=SOURCE:DEST[:OPTIONS][;...] selects volumes; \
+        /etc/oci-volume-hook/config.toml decides what is allowed.\n\n\
+        Exit codes: 0 ok, 1 failed, 2 invalid request, 3 denied by policy."
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/oci-volume-hook/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log level: off, error, warn, info, debug, trace [default: config log_level, else info]
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<log::LevelFilter>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hook stage prestart/createRuntime: attach the requested volumes (state JSON on stdin)
+    #[command(alias = "create-runtime", alias = "createRuntime")]
+    Prestart,
+    /// Hook stage poststop: release what prestart recorded (state JSON on stdin)
+    Poststop,
+    /// Show what the hook would do for a bundle, and why, without changing anything
+    Check {
+        /// Bundle directory (holding config.json)
+        #[arg(long, value_name = "DIR")]
+        bundle: PathBuf,
+        /// Annotation to add or override, KEY=VALUE (repeatable)
+        #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        annotations: Vec<(String, String)>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+impl Command {
+    pub fn is_hook(&self) -> bool {
+        matches!(self, Command::Prestart | Command::Poststop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn stage_aliases() {
+        for (args, hook) in [
+            (&["x", "prestart"][..], true),
+            (&["x", "create-runtime"], true),
+            (&["x", "--config", "/c", "poststop"], true),
+            (
+                &["x", "check", "--bundle", "/b", "--annotation", "a=b=c"],
+                false,
+            ),
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.command.is_hook(), hook);
+        }
+        assert!(
+            Cli::try_parse_from(["x", "check", "--bundle", "/b", "--annotation", "novalue"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["x", "start"]).is_err());
+    }
+}

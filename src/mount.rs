@@ -1,0 +1,63 @@
+//! fd-based mounting: clone the source tree detached (open_tree), set its
+//! attributes atomically (mount_setattr), attach it onto an fd (move_mount).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+
+use crate::plan::MountAttrs;
+use crate::sys;
+
+/// Clone the mount tree at `source` (recursively, like `rbind`) into a
+/// detached mount that only this process can see.
+pub fn clone_tree(source: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    Ok(open_tree(
+        source,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )?)
+}
+
+/// Apply ro/nosuid/nodev/noexec to the whole detached tree, and make it
+/// private (podman's default `rprivate`): nothing mounted later on the host
+/// under the source shows up in the container, and nothing flows back.
+/// Attributes are only ever added: a volume never becomes more permissive
+/// than the host mount it comes from.
+pub fn set_attrs(tree: BorrowedFd<'_>, attrs: &MountAttrs) -> io::Result<()> {
+    let mut set = 0;
+    for (on, bit) in [
+        (attrs.read_only, sys::MOUNT_ATTR_RDONLY),
+        (attrs.nosuid, sys::MOUNT_ATTR_NOSUID),
+        (attrs.nodev, sys::MOUNT_ATTR_NODEV),
+        (attrs.noexec, sys::MOUNT_ATTR_NOEXEC),
+    ] {
+        if on {
+            set |= bit;
+        }
+    }
+    sys::mount_setattr(
+        tree,
+        sys::SetAttr {
+            set,
+            clear: 0,
+            propagation: sys::MS_PRIVATE,
+            userns_fd: None,
+        },
+    )
+}
+
+/// Attach a detached tree onto the directory or file that `target` refers to.
+pub fn attach(tree: &OwnedFd, target: BorrowedFd<'_>) -> io::Result<()> {
+    move_mount(
+        tree.as_fd(),
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    Ok(())
+}

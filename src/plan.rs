@@ -1,0 +1,215 @@
+//! Plan: approved volumes plus the bundle become an ordered list of kernel
+//! steps. Pure data and pure code: unit-tested without root.
+
+use std::path::PathBuf;
+
+use crate::bundle::Bundle;
+use crate::error::HookError;
+use crate::policy::{ResolvedSource, ResolvedVolume};
+
+/// Mount attributes applied atomically to the detached tree before it is
+/// attached (mount_setattr), so there is no "bind, then remount ro" window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountAttrs {
+    pub read_only: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+}
+
+/// How to obtain the source tree in the host mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceStep {
+    /// Open `root/name` without following symlinks; when missing and
+    /// `create` is set, mkdir it with that owner and mode.
+    Managed {
+        root: PathBuf,
+        name: String,
+        create: Option<NewDir>,
+    },
+    /// Open an admin-defined path.
+    Admin { path: PathBuf },
+    /// Open a host path and check, on the opened fd, that it is still under
+    /// `allowed_by` (a symlink swapped in after the policy check is caught).
+    Host { path: PathBuf, allowed_by: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewDir {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountStep {
+    pub spec: String,
+    pub name: Option<String>,
+    pub source: SourceStep,
+    /// Absolute path inside the container (resolved under `MountPlan::root`).
+    pub dest: PathBuf,
+    pub attrs: MountAttrs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPlan {
+    /// The container's rootfs in the runtime's mount namespace.
+    pub root: PathBuf,
+    /// Parents before children: a volume at /data is attached before one at
+    /// /data/logs, so the second lands on top of the first.
+    pub steps: Vec<MountStep>,
+}
+
+pub const NEW_VOLUME_MODE: u32 = 0o755;
+
+pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
+    let mut steps = Vec::with_capacity(volumes.len());
+    for v in volumes {
+        let source = match &v.source {
+            ResolvedSource::Managed {
+                root,
+                name,
+                auto_create,
+            } => {
+                let create = if *auto_create {
+                    let (uid, gid) = bundle.host_owner()?;
+                    Some(NewDir {
+                        uid,
+                        gid,
+                        mode: NEW_VOLUME_MODE,
+                    })
+                } else {
+                    None
+                };
+                SourceStep::Managed {
+                    root: root.clone(),
+                    name: name.clone(),
+                    create,
+                }
+            }
+            ResolvedSource::Admin { path } => SourceStep::Admin { path: path.clone() },
+            ResolvedSource::Host { path, allowed_by } => SourceStep::Host {
+                path: path.clone(),
+                allowed_by: allowed_by.clone(),
+            },
+        };
+        steps.push(MountStep {
+            spec: v.spec.clone(),
+            name: v.name.clone(),
+            source,
+            dest: v.dest.clone(),
+            attrs: MountAttrs {
+                read_only: v.options.read_only,
+                nosuid: v.options.nosuid,
+                nodev: v.options.nodev,
+                noexec: v.options.noexec,
+            },
+        });
+    }
+    steps.sort_by(|a, b| {
+        a.dest
+            .components()
+            .count()
+            .cmp(&b.dest.components().count())
+            .then_with(|| a.dest.cmp(&b.dest))
+    });
+    Ok(MountPlan {
+        root: bundle.root_path(),
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotations::parse_annotation;
+    use crate::bundle::Spec;
+    use crate::config::Config;
+    use crate::policy::resolve;
+
+    fn bundle(json: &str) -> Bundle {
+        Bundle {
+            dir: "/b".into(),
+            spec: Spec::parse(json.as_bytes()).unwrap(),
+        }
+    }
+
+    fn plan(json: &str, ann: &str) -> Result<MountPlan, HookError> {
+        let c = Config {
+            volumes_root: "/nonexistent-ovh/vols".into(),
+            ..Config::default()
+        };
+        let vols: Vec<_> = parse_annotation(ann)
+            .unwrap()
+            .iter()
+            .map(|r| resolve(&c, r).unwrap())
+            .collect();
+        build(&bundle(json), &vols)
+    }
+
+    #[test]
+    fn parents_before_children_and_attrs() {
+        let p = plan(
+            r#"{"root":{"path":"rootfs"}}"#,
+            "b:/data/logs:ro,noexec;a:/data;c:/aa",
+        )
+        .unwrap();
+        let dests: Vec<_> = p.steps.iter().map(|s| s.dest.to_str().unwrap()).collect();
+        assert_eq!(dests, ["/aa", "/data", "/data/logs"]);
+        assert_eq!(p.root, PathBuf::from("/b/rootfs"));
+        let logs = &p.steps[2];
+        assert_eq!(
+            logs.attrs,
+            MountAttrs {
+                read_only: true,
+                nosuid: true,
+                nodev: true,
+                noexec: true
+            }
+        );
+        assert_eq!(
+            p.steps[1].attrs,
+            MountAttrs {
+                read_only: false,
+                nosuid: true,
+                nodev: true,
+                noexec: false
+            }
+        );
+    }
+
+    #[test]
+    fn new_volumes_are_owned_by_the_mapped_container_user() {
+        let p = plan(
+            r#"{"process":{"user":{"uid":1000,"gid":1001}},"linux":{"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}"#,
+            "myapp:/myapp",
+        )
+        .unwrap();
+        match &p.steps[0].source {
+            SourceStep::Managed {
+                create: Some(n), ..
+            } => {
+                assert_eq!((n.uid, n.gid, n.mode), (101000, 101001, 0o755))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let p = plan(r#"{"process":{"user":{"uid":0,"gid":0}}}"#, "myapp:/myapp").unwrap();
+        assert!(matches!(
+            &p.steps[0].source,
+            SourceStep::Managed {
+                create: Some(NewDir { uid: 0, gid: 0, .. }),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn unmapped_user_fails_the_plan() {
+        let e = plan(
+            r#"{"process":{"user":{"uid":5}},"linux":{"uidMappings":[{"containerID":1000,"hostID":1,"size":1}]}}"#,
+            "myapp:/myapp",
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+}

@@ -1,0 +1,274 @@
+//! Policy: what the admin allows. Turns a user's [`VolumeRequest`] into a
+//! [`ResolvedVolume`] (approved, with the rule that approved it) or a denial
+//! that names the rule and the config file. Deny by default.
+
+use std::path::{Path, PathBuf};
+
+use crate::annotations::Options;
+use crate::annotations::{Source, VolumeRequest};
+use crate::config::Config;
+use crate::error::{volume_subject, HookError};
+
+/// Where an approved volume's data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedSource {
+    /// `root/name`, a volume the hook manages; created on first use when
+    /// `auto_create` is set.
+    Managed {
+        root: PathBuf,
+        name: String,
+        auto_create: bool,
+    },
+    /// A path the admin named in `[volumes.NAME]`.
+    Admin { path: PathBuf },
+    /// A host path under an `allowed_host_paths` entry: `path` has its
+    /// symlinks resolved; `allowed_by` is the (resolved) entry.
+    Host { path: PathBuf, allowed_by: PathBuf },
+}
+
+/// A volume the policy approved. Code past this point never sees raw
+/// annotation text except `spec`, kept for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedVolume {
+    pub spec: String,
+    /// The volume name, for named volumes.
+    pub name: Option<String>,
+    pub source: ResolvedSource,
+    pub dest: PathBuf,
+    pub options: Options,
+    /// Which rule allowed it, for `check` and logs.
+    pub rule: String,
+}
+
+pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
+    let subject = volume_subject(&req.spec);
+    let mut options = req.options;
+    let (name, source, rule) = match &req.source {
+        Source::Named(name) => match config.volumes.get(name) {
+            Some(v) => {
+                let mut rule = format!("[volumes.{name}] in {}", config.origin);
+                if v.read_only {
+                    options.read_only = true;
+                    rule.push_str(" (read_only = true)");
+                }
+                (
+                    Some(name.clone()),
+                    ResolvedSource::Admin {
+                        path: v.path.clone(),
+                    },
+                    rule,
+                )
+            }
+            None => {
+                let root = config.volumes_root.clone();
+                let exists = root.join(name).symlink_metadata().is_ok();
+                if !config.auto_create && !exists {
+                    return Err(HookError::denied(
+                        subject,
+                        format!(
+                            "volume {name} is not defined in {} and auto_create = false",
+                            config.origin
+                        ),
+                    )
+                    .hint(format!(
+                        "ask the admin to add [volumes.{name}] or to create {}",
+                        root.join(name).display()
+                    )));
+                }
+                let rule = if exists {
+                    format!("existing volume in volumes_root {}", root.display())
+                } else {
+                    format!("auto_create in volumes_root {}", root.display())
+                };
+                let auto_create = config.auto_create;
+                (
+                    Some(name.clone()),
+                    ResolvedSource::Managed {
+                        root,
+                        name: name.clone(),
+                        auto_create,
+                    },
+                    rule,
+                )
+            }
+        },
+        Source::HostPath(path) => {
+            let (path, allowed_by) =
+                allowed_host_path(config, path).map_err(|e| e.about(subject))?;
+            let rule = format!(
+                "allowed_host_paths entry {} in {}",
+                allowed_by.display(),
+                config.origin
+            );
+            (None, ResolvedSource::Host { path, allowed_by }, rule)
+        }
+    };
+    Ok(ResolvedVolume {
+        spec: req.spec.clone(),
+        name,
+        source,
+        dest: req.dest.clone(),
+        options,
+        rule,
+    })
+}
+
+/// Resolve the symlinks of `path` and find the `allowed_host_paths` entry it
+/// is at or under. Returns the resolved path and the resolved entry.
+pub fn allowed_host_path(config: &Config, path: &Path) -> Result<(PathBuf, PathBuf), HookError> {
+    let deny = |shown: &Path| {
+        HookError::denied(
+            "",
+            format!(
+                "host path {} is not at or under any allowed_host_paths entry in {}",
+                shown.display(),
+                config.origin
+            ),
+        )
+        .hint("ask the admin to add it to allowed_host_paths, or use a named volume such as \"myapp:/data\"")
+    };
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(r) => r,
+        Err(e) => {
+            // Say "denied" before "missing", so nothing is learnt about paths
+            // the user may not use.
+            if !config
+                .allowed_host_paths
+                .iter()
+                .any(|a| path.starts_with(a))
+            {
+                return Err(deny(path));
+            }
+            return Err(
+                HookError::failed("", format!("host path {}: {e}", path.display()))
+                    .hint("create it on the host, or fix the annotation"),
+            );
+        }
+    };
+    for entry in &config.allowed_host_paths {
+        let Ok(entry) = std::fs::canonicalize(entry) else {
+            continue;
+        };
+        if resolved.starts_with(&entry) {
+            return Ok((resolved, entry));
+        }
+    }
+    if resolved != path {
+        let mut e = deny(path);
+        e.why
+            .push_str(&format!(" (it resolves to {})", resolved.display()));
+        return Err(e);
+    }
+    Err(deny(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::annotations::parse_spec;
+    use crate::config::{Origin, VolumeConfig};
+    use crate::error::Class;
+
+    fn config(dir: &Path) -> Config {
+        let mut c = Config {
+            volumes_root: dir.join("vols"),
+            origin: Origin::File("/etc/oci-volume-hook/config.toml".into()),
+            ..Config::default()
+        };
+        c.volumes.insert(
+            "logs".into(),
+            VolumeConfig {
+                path: dir.join("logs"),
+                read_only: true,
+            },
+        );
+        c
+    }
+
+    fn go(c: &Config, spec: &str) -> Result<ResolvedVolume, HookError> {
+        resolve(c, &parse_spec(spec).unwrap())
+    }
+
+    #[test]
+    fn named_volume_auto_create_and_admin_volume() {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = config(t.path());
+        let r = go(&c, "myapp:/myapp").unwrap();
+        assert_eq!(
+            r.source,
+            ResolvedSource::Managed {
+                root: t.path().join("vols"),
+                name: "myapp".into(),
+                auto_create: true
+            }
+        );
+        assert!(r.rule.contains("auto_create"));
+        let r = go(&c, "logs:/var/log:rw").unwrap();
+        assert!(r.options.read_only, "admin read_only must win over rw");
+        assert!(r.rule.contains("[volumes.logs]"));
+        c.auto_create = false;
+        let e = go(&c, "myapp:/myapp").unwrap_err();
+        assert_eq!(e.class, Class::Denied);
+        assert!(e.to_string().contains("auto_create = false"), "{e}");
+        assert!(
+            e.to_string().contains("/etc/oci-volume-hook/config.toml"),
+            "{e}"
+        );
+        std::fs::create_dir_all(t.path().join("vols/myapp")).unwrap();
+        assert!(go(&c, "myapp:/myapp")
+            .unwrap()
+            .rule
+            .contains("existing volume"));
+    }
+
+    #[test]
+    fn host_paths_are_denied_by_default() {
+        let t = tempfile::tempdir().unwrap();
+        let c = config(t.path());
+        let e = go(&c, "/etc:/x").unwrap_err();
+        assert_eq!(e.class, Class::Denied);
+        let s = e.to_string();
+        assert!(
+            s.starts_with("volume \"/etc:/x\" denied by policy: host path /etc"),
+            "{s}"
+        );
+        // A missing path outside the allowlist is a denial, not "not found".
+        assert_eq!(
+            go(&c, "/nonexistent/x:/x").unwrap_err().class,
+            Class::Denied
+        );
+    }
+
+    #[test]
+    fn host_paths_resolve_symlinks_before_the_check() {
+        let t = tempfile::tempdir().unwrap();
+        let export = t.path().join("export");
+        std::fs::create_dir_all(export.join("app")).unwrap();
+        std::os::unix::fs::symlink("/etc", export.join("evil")).unwrap();
+        std::os::unix::fs::symlink(export.join("app"), t.path().join("outside-link")).unwrap();
+        let mut c = config(t.path());
+        c.allowed_host_paths = vec![export.clone()];
+        let ok = go(&c, &format!("{}:/data", export.join("app").display())).unwrap();
+        assert!(matches!(ok.source, ResolvedSource::Host { .. }));
+        let e = go(&c, &format!("{}:/data", export.join("evil").display())).unwrap_err();
+        assert_eq!(e.class, Class::Denied);
+        assert!(e.to_string().contains("resolves to /etc"), "{e}");
+        // A link from outside that points inside is judged by where it points.
+        assert!(go(
+            &c,
+            &format!("{}:/data", t.path().join("outside-link").display())
+        )
+        .is_ok());
+        // A missing path inside the allowlist is a failure that says so.
+        let e = go(&c, &format!("{}:/data", export.join("nope").display())).unwrap_err();
+        assert_eq!(e.class, Class::Failed);
+        // A prefix that is not a path boundary does not count.
+        std::fs::create_dir_all(t.path().join("exporter")).unwrap();
+        let e = go(
+            &c,
+            &format!("{}:/data", t.path().join("exporter").display()),
+        )
+        .unwrap_err();
+        assert_eq!(e.class, Class::Denied);
+    }
+}

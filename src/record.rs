@@ -1,0 +1,230 @@
+//! Per-container records under `state_dir/containers/`: written by prestart
+//! once the volumes are attached, removed by poststop. Keyed on the
+//! container id only (poststop never needs a pid), written atomically.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD};
+use rustix::io::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::error::HookError;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub root: PathBuf,
+    /// Seconds since the epoch when prestart attached the volumes.
+    pub attached_at: u64,
+    pub pid: Option<i32>,
+    pub volumes: Vec<RecordVolume>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordVolume {
+    pub spec: String,
+    pub name: Option<String>,
+    pub source: PathBuf,
+    pub dest: PathBuf,
+    pub read_only: bool,
+}
+
+/// The open `state_dir/containers` directory. Opened before the hook enters
+/// the container's mount namespace, so writes through it land on the host.
+pub struct StateDir {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Open (creating with `create`, mode 0700) `state_dir/containers`.
+    pub fn open(state_dir: &Path, create: bool) -> Result<Option<StateDir>, HookError> {
+        let path = state_dir.join("containers");
+        let fail = |e: &dyn std::fmt::Display| {
+            HookError::failed("state_dir", format!("{}: {e}", path.display()))
+                .hint("state_dir (default /run/oci-volume-hook) must be a writable directory")
+        };
+        if create {
+            std::fs::create_dir_all(state_dir).map_err(|e| fail(&e))?;
+            match rustix::fs::mkdir(&path, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(fail(&e)),
+            }
+        }
+        match openat(
+            CWD,
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(dir) => Ok(Some(StateDir { dir, path })),
+            Err(Errno::NOENT) if !create => Ok(None),
+            Err(e) => Err(fail(&e)),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write a record atomically (temporary file, then rename).
+    pub fn write(&self, record: &Record) -> Result<(), HookError> {
+        let name = file_name(&record.id);
+        let tmp = format!(".{name}.tmp");
+        let fail = |e: &dyn std::fmt::Display| {
+            HookError::failed("record", format!("{}/{name}: {e}", self.path.display()))
+        };
+        let json = serde_json::to_vec_pretty(record).map_err(|e| fail(&e))?;
+        let fd = openat(
+            &self.dir,
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| fail(&e))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(&json).map_err(|e| fail(&e))?;
+        drop(file);
+        renameat(&self.dir, &tmp, &self.dir, &name).map_err(|e| {
+            let _ = unlinkat(&self.dir, &tmp, AtFlags::empty());
+            fail(&e)
+        })
+    }
+
+    /// Read a record; `None` when there is none.
+    pub fn read(&self, id: &str) -> Result<Option<Record>, HookError> {
+        let name = file_name(id);
+        let fd = match openat(
+            &self.dir,
+            &name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => {
+                return Err(HookError::failed(
+                    "record",
+                    format!("{}/{name}: {e}", self.path.display()),
+                ))
+            }
+        };
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::from(fd), 1 << 20),
+            &mut text,
+        )
+        .map_err(|e| HookError::failed("record", format!("{}/{name}: {e}", self.path.display())))?;
+        serde_json::from_slice(&text).map(Some).map_err(|e| {
+            HookError::failed(
+                "record",
+                format!("{}/{name}: malformed: {e}", self.path.display()),
+            )
+        })
+    }
+
+    /// Remove a record; `false` when there was none.
+    pub fn remove(&self, id: &str) -> Result<bool, HookError> {
+        let name = file_name(id);
+        match unlinkat(self.dir.as_fd(), &name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(HookError::failed(
+                "record",
+                format!("remove {}/{name}: {e}", self.path.display()),
+            )),
+        }
+    }
+
+    /// The ids of every record (for listing volumes in use).
+    pub fn ids(&self) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .filter_map(|n| id_from_file_stem(&n))
+            .collect()
+    }
+}
+
+/// A safe file name for a container id: the id itself when it is made of
+/// `[A-Za-z0-9_.+-]` and does not start with `.`, else `x-` and its hex.
+pub fn file_name(id: &str) -> String {
+    let plain = !id.is_empty()
+        && id.len() <= 200
+        && !id.starts_with('.')
+        && !id.starts_with("x-")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-'));
+    if plain {
+        format!("{id}.json")
+    } else {
+        let hex: String = id.bytes().take(100).map(|b| format!("{b:02x}")).collect();
+        format!("x-{hex}.json")
+    }
+}
+
+fn id_from_file_stem(stem: &str) -> Option<String> {
+    match stem.strip_prefix("x-") {
+        None => Some(stem.to_string()),
+        Some(hex) => {
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect();
+            String::from_utf8(bytes?).ok()
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_name("seed-a"), "seed-a.json");
+        assert_eq!(file_name("4f1b9c3a"), "4f1b9c3a.json");
+        for evil in ["../../etc/passwd", "a/b", ".hidden", "", "x-41"] {
+            let n = file_name(evil);
+            assert!(n.starts_with("x-") && !n.contains('/'), "{evil} -> {n}");
+            assert_eq!(
+                id_from_file_stem(n.strip_suffix(".json").unwrap()).unwrap(),
+                evil
+            );
+        }
+    }
+
+    #[test]
+    fn write_read_remove_twice() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(StateDir::open(t.path(), false).unwrap().is_none());
+        let sd = StateDir::open(t.path(), true).unwrap().unwrap();
+        let r = Record {
+            id: "c1".into(),
+            bundle: "/b".into(),
+            root: "/b/rootfs".into(),
+            attached_at: 1,
+            pid: Some(5),
+            volumes: vec![],
+        };
+        sd.write(&r).unwrap();
+        assert_eq!(sd.read("c1").unwrap(), Some(r));
+        assert_eq!(sd.ids(), vec!["c1".to_string()]);
+        assert!(sd.remove("c1").unwrap());
+        assert!(!sd.remove("c1").unwrap());
+        assert_eq!(sd.read("c1").unwrap(), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! Destinations inside an untrusted rootfs, resolved race-free with pathrs:
+//! every lookup stays inside the root (RESOLVE_IN_ROOT) and no symlink is
+//! ever followed (RESOLVE_NO_SYMLINKS), so an image that plants `/myapp ->
+//! /etc` or `-> ../../../../tmp/x`, or swaps a directory for a symlink while
+//! the hook runs, can never make the hook create or mount anything outside
+//! the rootfs — it gets a refusal naming the symlink.
+
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use pathrs::flags::{OpenFlags, ResolverFlags};
+use pathrs::{Handle, Root};
+
+use crate::error::HookError;
+
+pub struct RootFs {
+    root: Root,
+    path: PathBuf,
+}
+
+/// What a destination looks like in the rootfs (for `check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestState {
+    Directory,
+    File,
+    Other,
+    Missing,
+    /// A component is a symlink: the component and its target.
+    Symlink(PathBuf, PathBuf),
+    Error(String),
+}
+
+impl RootFs {
+    pub fn open(path: &Path) -> Result<RootFs, HookError> {
+        let root = Root::open(path).map_err(|e| {
+            HookError::failed("rootfs", format!("open {}: {e}", path.display()))
+                .hint("config.json root.path must name the container's rootfs")
+        })?;
+        Ok(RootFs {
+            root: root.with_resolver_flags(ResolverFlags::NO_SYMLINKS),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Find (or create, `mkdir -p` style, mode 0755) the mount point for
+    /// `dest`: a directory for a directory source, an empty file for a file.
+    pub fn prepare_dest(&self, dest: &Path, dir: bool) -> Result<Handle, HookError> {
+        let result = if dir {
+            self.root.mkdir_all(dest, &Permissions::from_mode(0o755))
+        } else {
+            let parent = dest.parent().unwrap_or(Path::new("/"));
+            self.root
+                .mkdir_all(parent, &Permissions::from_mode(0o755))
+                .and_then(|_| {
+                    self.root.create_file(
+                        dest,
+                        OpenFlags::O_CREAT | OpenFlags::O_WRONLY | OpenFlags::O_NOFOLLOW,
+                        &Permissions::from_mode(0o644),
+                    )
+                })
+                .and_then(|_| self.root.resolve(dest))
+        };
+        result.map_err(|e| self.explain(dest, dir, &e.to_string()))
+    }
+
+    /// Look at a destination without changing anything.
+    pub fn inspect(&self, dest: &Path) -> DestState {
+        if let Some((link, target)) = self.find_symlink(dest) {
+            return DestState::Symlink(link, target);
+        }
+        match self.root.resolve(dest) {
+            Ok(h) => match rustix::fs::fstat(&h) {
+                Ok(st) => match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+                    rustix::fs::FileType::Directory => DestState::Directory,
+                    rustix::fs::FileType::RegularFile => DestState::File,
+                    _ => DestState::Other,
+                },
+                Err(e) => DestState::Error(e.to_string()),
+            },
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    pathrs::error::ErrorKind::OsError(Some(libc::ENOENT))
+                ) =>
+            {
+                DestState::Missing
+            }
+            Err(e) => DestState::Error(e.to_string()),
+        }
+    }
+
+    /// Turn a resolution failure into a message that says what is wrong in
+    /// the image.
+    fn explain(&self, dest: &Path, dir: bool, err: &str) -> HookError {
+        let subject = "";
+        let at = format!("destination {}", dest.display());
+        if let Some((link, target)) = self.find_symlink(dest) {
+            return HookError::failed(
+                subject,
+                format!(
+                    "{at}: {} is a symlink in the image (-> {})",
+                    link.display(),
+                    target.display()
+                ),
+            )
+            .hint(
+                "volumes are never mounted through symlinks; use the real path as the destination",
+            );
+        }
+        match self.inspect(dest) {
+            DestState::File | DestState::Other if dir => HookError::failed(
+                subject,
+                format!("{at}: exists in the image and is not a directory, but the volume is a directory"),
+            )
+            .hint("choose another destination"),
+            DestState::Directory if !dir => HookError::failed(
+                subject,
+                format!("{at}: is a directory in the image, but the volume source is a file"),
+            )
+            .hint("choose another destination"),
+            _ => HookError::failed(subject, format!("{at}: cannot prepare it in the rootfs: {err}")),
+        }
+    }
+
+    /// The first component of `dest` that is a symlink in the image, with
+    /// its target (read, never followed).
+    fn find_symlink(&self, dest: &Path) -> Option<(PathBuf, PathBuf)> {
+        let mut prefix = PathBuf::from("/");
+        for c in dest.components() {
+            let Component::Normal(n) = c else { continue };
+            prefix.push(n);
+            let handle = self.root.resolve_nofollow(&prefix).ok()?;
+            let st = rustix::fs::fstat(&handle).ok()?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                let target = self
+                    .root
+                    .readlink(&prefix)
+                    .unwrap_or_else(|_| PathBuf::from("?"));
+                return Some((prefix, target));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,237 @@
+//! `check`: what the hook would do for a bundle, volume by volume, and
+//! which rule allowed or denied each — without changing anything.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::annotations::{parse_annotation, ANNOTATION_KEY};
+use crate::bundle::Bundle;
+use crate::cli::Format;
+use crate::config::Config;
+use crate::error::{Class, HookError};
+use crate::plan::{self, SourceStep};
+use crate::policy;
+use crate::rootfs::{DestState, RootFs};
+
+#[derive(Debug, Serialize)]
+struct Report {
+    bundle: String,
+    root: String,
+    config: String,
+    annotation: Option<String>,
+    volumes: Vec<VolumeReport>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct VolumeReport {
+    spec: String,
+    /// allowed | denied | invalid | failed
+    decision: String,
+    rule: Option<String>,
+    source: Option<String>,
+    source_state: Option<String>,
+    destination: Option<String>,
+    destination_state: Option<String>,
+    options: Option<String>,
+    why: Option<String>,
+    hint: Option<String>,
+}
+
+pub fn run(
+    config: &Config,
+    bundle_dir: &Path,
+    extra: &[(String, String)],
+    format: Format,
+) -> Result<(), HookError> {
+    let bundle = Bundle::load(bundle_dir)?;
+    let mut annotations: BTreeMap<String, String> = super::annotations(None, &bundle);
+    annotations.extend(extra.iter().cloned());
+    let value = annotations.get(ANNOTATION_KEY).cloned();
+    let root = bundle.root_path();
+    let mut report = Report {
+        bundle: bundle.dir.display().to_string(),
+        root: root.display().to_string(),
+        config: config.origin.to_string(),
+        annotation: value.clone(),
+        volumes: Vec::new(),
+    };
+    let mut worst: Option<Class> = None;
+    let mut note = |c: Class| {
+        worst = Some(match (worst, c) {
+            (Some(Class::Invalid), _) | (_, Class::Invalid) => Class::Invalid,
+            (Some(Class::Denied), _) | (_, Class::Denied) => Class::Denied,
+            _ => Class::Failed,
+        })
+    };
+    if let Some(value) = &value {
+        match parse_annotation(value) {
+            Err(e) => {
+                note(e.class);
+                report.volumes.push(error_report(e.subject.clone(), &e));
+            }
+            Ok(requests) => {
+                let rootfs = RootFs::open(&root).ok();
+                for req in &requests {
+                    let v = match policy::resolve(config, req).and_then(|r| {
+                        plan::build(&bundle, std::slice::from_ref(&r)).map(|p| (r, p))
+                    }) {
+                        Err(e) => {
+                            note(e.class);
+                            error_report(req.spec.clone(), &e)
+                        }
+                        Ok((resolved, plan)) => {
+                            let step = &plan.steps[0];
+                            let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
+                            let mut v = VolumeReport {
+                                spec: req.spec.clone(),
+                                decision: "allowed".into(),
+                                rule: Some(resolved.rule.clone()),
+                                source: Some(source_path(&step.source)),
+                                source_state: Some(describe_source(&step.source)),
+                                destination: Some(step.dest.display().to_string()),
+                                destination_state: Some(dest_state),
+                                options: Some(resolved.options.to_list()),
+                                ..Default::default()
+                            };
+                            if !dest_ok {
+                                note(Class::Failed);
+                                v.decision = "failed".into();
+                                v.hint = Some("volumes are never mounted through symlinks or onto the wrong file type; fix the destination".into());
+                            }
+                            v
+                        }
+                    };
+                    report.volumes.push(v);
+                }
+            }
+        }
+    }
+    print(&report, format)
+        .map_err(|e| HookError::failed("check", format!("writing the report: {e}")))?;
+    match worst {
+        None => Ok(()),
+        // The report said it all; exit with the class's code quietly.
+        Some(class) => Err(HookError::new(class, "check", "see the report above")),
+    }
+}
+
+fn error_report(spec: String, e: &HookError) -> VolumeReport {
+    VolumeReport {
+        spec,
+        decision: match e.class {
+            Class::Denied => "denied",
+            Class::Invalid => "invalid",
+            Class::Failed => "failed",
+        }
+        .into(),
+        why: Some(e.why.clone()),
+        hint: e.hint.clone(),
+        ..Default::default()
+    }
+}
+
+fn source_path(s: &SourceStep) -> String {
+    match s {
+        SourceStep::Managed { root, name, .. } => root.join(name).display().to_string(),
+        SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.display().to_string(),
+    }
+}
+
+fn describe_source(s: &SourceStep) -> String {
+    let path = source_path(s);
+    match (std::fs::symlink_metadata(&path), s) {
+        (Ok(m), _) if m.file_type().is_symlink() => "a symlink: would be refused".into(),
+        (Ok(m), _) if m.is_dir() => "exists (directory)".into(),
+        (Ok(_), _) => "exists (file)".into(),
+        (
+            Err(_),
+            SourceStep::Managed {
+                create: Some(n), ..
+            },
+        ) => format!(
+            "missing: would be created, owner {}:{}, mode {:04o}",
+            n.uid, n.gid, n.mode
+        ),
+        (Err(e), _) => format!("unusable: {e}"),
+    }
+}
+
+fn describe_dest(rootfs: Option<&RootFs>, dest: &Path) -> (String, bool) {
+    let Some(rootfs) = rootfs else {
+        return ("rootfs cannot be opened".into(), false);
+    };
+    match rootfs.inspect(dest) {
+        DestState::Directory => ("exists (directory)".into(), true),
+        DestState::File => ("exists (file)".into(), true),
+        DestState::Other => (
+            "exists, but is neither a directory nor a file".into(),
+            false,
+        ),
+        DestState::Missing => ("missing: would be created in the rootfs".into(), true),
+        DestState::Symlink(link, target) => (
+            format!(
+                "{} is a symlink in the image (-> {}): would be refused",
+                link.display(),
+                target.display()
+            ),
+            false,
+        ),
+        DestState::Error(e) => (format!("cannot be resolved: {e}"), false),
+    }
+}
+
+fn print(report: &Report, format: Format) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        return writeln!(out);
+    }
+    writeln!(out, "bundle:      {}", report.bundle)?;
+    writeln!(out, "rootfs:      {}", report.root)?;
+    writeln!(out, "config:      {}", report.config)?;
+    match &report.annotation {
+        None => {
+            writeln!(out, "annotation:  {ANNOTATION_KEY} is not set: the hook does nothing for this container")?;
+            return Ok(());
+        }
+        Some(a) => writeln!(
+            out,
+            "annotation:  {ANNOTATION_KEY}={}",
+            crate::error::quote(a)
+        )?,
+    }
+    for v in &report.volumes {
+        let decision = if v.decision == "denied" {
+            "denied by policy"
+        } else {
+            v.decision.as_str()
+        };
+        writeln!(out, "\nvolume {}: {decision}", crate::error::quote(&v.spec))?;
+        for (k, val) in [
+            ("rule", &v.rule),
+            ("source", &v.source),
+            ("  state", &v.source_state),
+            ("destination", &v.destination),
+            ("  state", &v.destination_state),
+            ("options", &v.options),
+            ("why", &v.why),
+            ("hint", &v.hint),
+        ] {
+            if let Some(val) = val {
+                writeln!(out, "  {:<13}{val}", format!("{k}:"))?;
+            }
+        }
+    }
+    let count = |d: &str| report.volumes.iter().filter(|v| v.decision == d).count();
+    writeln!(
+        out,
+        "\nsummary: {} allowed, {} denied, {} invalid, {} failed",
+        count("allowed"),
+        count("denied"),
+        count("invalid"),
+        count("failed")
+    )
+}

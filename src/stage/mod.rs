@@ -1,0 +1,90 @@
+//! Orchestration: one function per command, wiring the pipeline
+//! state + bundle → requests → policy → plan → apply.
+
+mod check;
+mod poststop;
+mod prestart;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::CommandFactory;
+
+use crate::bundle::Bundle;
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::HookError;
+use crate::state::State;
+
+pub fn run(cli: Cli) -> Result<(), HookError> {
+    let config_path = cli.config.as_deref().map(absolute).transpose()?;
+    match cli.command {
+        Command::Prestart => {
+            crate::log::set_stage("prestart");
+            let state = State::read_from(std::io::stdin().lock())?;
+            crate::log::set_container(&state.id);
+            crate::hardening::leave_cwd()
+                .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
+            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            prestart::run(&config, &state)
+        }
+        Command::Poststop => {
+            crate::log::set_stage("poststop");
+            let state = State::read_from(std::io::stdin().lock())?;
+            crate::log::set_container(&state.id);
+            crate::hardening::leave_cwd()
+                .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
+            // Teardown never fails for a broken config: fall back to the
+            // defaults to find the record, and say so.
+            let config = load_config(config_path.as_deref(), cli.log_level).unwrap_or_else(|e| {
+                log::warn!("{e}; using the default state_dir to release the container");
+                Config::default()
+            });
+            poststop::run(&config, &state);
+            Ok(())
+        }
+        Command::Check {
+            bundle,
+            annotations,
+            format,
+        } => {
+            let bundle = absolute(&bundle)?;
+            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            check::run(&config, &bundle, &annotations, format)
+        }
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "oci-volume-hook", &mut out);
+            out.flush()
+                .map_err(|e| HookError::failed("completions", e.to_string()))
+        }
+    }
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf, HookError> {
+    std::path::absolute(p).map_err(|e| HookError::invalid("path", format!("{}: {e}", p.display())))
+}
+
+fn load_config(
+    path: Option<&std::path::Path>,
+    cli_level: Option<log::LevelFilter>,
+) -> Result<Config, HookError> {
+    let config = Config::load(path)?;
+    let level = cli_level
+        .or_else(|| config.log_level.as_deref().and_then(|l| l.parse().ok()))
+        .unwrap_or(log::LevelFilter::Info);
+    crate::log::set_level(level);
+    log::debug!("config: {}", config.origin);
+    Ok(config)
+}
+
+/// The annotations a hook acts on: config.json's, overridden by the state's
+/// (podman's poststop state carries fewer; a runtime may add its own).
+fn annotations(state: Option<&State>, bundle: &Bundle) -> BTreeMap<String, String> {
+    let mut all = bundle.spec.annotations.clone();
+    if let Some(s) = state {
+        all.extend(s.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    all
+}
