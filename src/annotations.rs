@@ -7,10 +7,12 @@
 //! ```text
 //! annotation := spec { ";" spec }          whitespace around specs ignored
 //! spec       := SOURCE ":" DEST [ ":" OPTIONS ]
-//! SOURCE     := NAME | ABSOLUTE-HOST-PATH
+//! SOURCE     := NAME | ABSOLUTE-HOST-PATH | NFS-URL
 //! NAME       := [A-Za-z0-9][A-Za-z0-9_.-]*  (at most 128 bytes)
+//! NFS-URL    := "nfs://" HOST [ ":" PORT ] ABSOLUTE-EXPORT-PATH
 //! OPTIONS    := option { "," option }
 //! option     := ro | rw | nosuid | suid | nodev | dev | noexec | exec
+//!             | z | Z | U | idmap
 //! ```
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
 pub const MAX_VOLUMES: usize = 64;
 pub const MAX_NAME_BYTES: usize = 128;
 
-const VALID_OPTIONS: &str = "ro, rw, nosuid, suid, nodev, dev, noexec, exec";
+const VALID_OPTIONS: &str = "ro, rw, nosuid, suid, nodev, dev, noexec, exec, z, Z, U, idmap";
 
 /// Where the user wants the data to come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,25 @@ pub enum Source {
     Named(String),
     /// An absolute host path (normalised lexically; symlinks are resolved by policy).
     HostPath(PathBuf),
+    /// `nfs://server[:port]/export`: only for servers the admin allows.
+    Nfs(NfsUrl),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsUrl {
+    pub host: String,
+    pub port: Option<u16>,
+    /// Absolute, normalised export path.
+    pub export: PathBuf,
+}
+
+/// SELinux relabelling the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relabel {
+    /// `z`: shared, every container may use it (level s0, no categories).
+    Shared,
+    /// `Z`: private, the container's own MCS categories.
+    Private,
 }
 
 /// Mount options after defaults (`rw,nosuid,nodev`) are applied.
@@ -41,6 +62,12 @@ pub struct Options {
     pub nosuid: bool,
     pub nodev: bool,
     pub noexec: bool,
+    /// `z` / `Z`.
+    pub relabel: Option<Relabel>,
+    /// `U`: the files belong to the container's (mapped) user and group.
+    pub chown: bool,
+    /// `idmap`: an idmapped mount into the container's user namespace.
+    pub idmap: bool,
 }
 
 impl Default for Options {
@@ -50,6 +77,9 @@ impl Default for Options {
             nosuid: true,
             nodev: true,
             noexec: false,
+            relabel: None,
+            chown: false,
+            idmap: false,
         }
     }
 }
@@ -61,6 +91,17 @@ impl Options {
         v.push(if self.nosuid { "nosuid" } else { "suid" });
         v.push(if self.nodev { "nodev" } else { "dev" });
         v.push(if self.noexec { "noexec" } else { "exec" });
+        match self.relabel {
+            Some(Relabel::Shared) => v.push("z"),
+            Some(Relabel::Private) => v.push("Z"),
+            None => {}
+        }
+        if self.chown {
+            v.push("U");
+        }
+        if self.idmap {
+            v.push("idmap");
+        }
         v.join(",")
     }
 }
@@ -139,7 +180,18 @@ pub fn parse_annotation(value: &str) -> Result<Vec<VolumeRequest>, HookError> {
 pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
     let subject = volume_subject(spec);
     let invalid = |why: String| HookError::invalid(subject.clone(), why);
-    let parts: Vec<&str> = spec.split(':').collect();
+    // An nfs:// source holds ':' itself: split it off first.
+    let (nfs, rest) = match spec.strip_prefix("nfs://") {
+        Some(after) => {
+            let (url, rest) = split_nfs_url(after).map_err(&invalid)?;
+            (Some(url), rest)
+        }
+        None => (None, spec),
+    };
+    let parts: Vec<&str> = match nfs {
+        Some(_) => std::iter::once("").chain(rest.split(':')).collect(),
+        None => rest.split(':').collect(),
+    };
     let (src, dest, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, None),
         [s, d, o] => (*s, *d, Some(*o)),
@@ -155,7 +207,10 @@ pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
             .hint("use SOURCE:DEST[:OPTIONS]; paths with ':' are not supported"))
         }
     };
-    let source = parse_source(src).map_err(&invalid)?;
+    let source = match nfs {
+        Some(url) => Source::Nfs(url),
+        None => parse_source(src).map_err(&invalid)?,
+    };
     let dest = parse_dest(dest).map_err(&invalid)?;
     let options = match opts {
         Some(o) => parse_options(o)
@@ -168,6 +223,48 @@ pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
         dest,
         options,
     })
+}
+
+/// Split `host[:port]/export:REST` (after `nfs://`) into the URL and REST.
+fn split_nfs_url(after: &str) -> Result<(NfsUrl, &str), String> {
+    let slash = after.find('/').ok_or("nfs:// source has no export path")?;
+    let (authority, path_and_rest) = after.split_at(slash);
+    let colon = path_and_rest.find(':').ok_or("missing destination")?;
+    let (export, rest) = (&path_and_rest[..colon], &path_and_rest[colon + 1..]);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            Some(p.parse::<u16>().map_err(|_| {
+                format!("nfs:// port {} is not a number from 1 to 65535", quote(p))
+            })?),
+        ),
+        None => (authority, None),
+    };
+    if port == Some(0) {
+        return Err("nfs:// port 0 is not valid".into());
+    }
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+        && !host.starts_with(['-', '.']);
+    if !host_ok {
+        return Err(format!(
+            "nfs:// server {} is not a host name or IPv4 address",
+            quote(host)
+        ));
+    }
+    let export = normalize_absolute(export)
+        .map_err(|why| format!("nfs:// export {}: {why}", quote(export)))?;
+    Ok((
+        NfsUrl {
+            host: host.to_ascii_lowercase(),
+            port,
+            export,
+        },
+        rest,
+    ))
 }
 
 fn parse_source(src: &str) -> Result<Source, String> {
@@ -253,6 +350,10 @@ fn parse_options(list: &str) -> Result<Options, String> {
             "dev" => ("dev", false),
             "noexec" => ("exec", true),
             "exec" => ("exec", false),
+            "z" => ("z/Z", false),
+            "Z" => ("z/Z", true),
+            "U" => ("U", true),
+            "idmap" => ("idmap", true),
             "" => return Err("empty option in the option list".into()),
             other => return Err(format!("unknown option {}", quote(other))),
         };
@@ -269,7 +370,16 @@ fn parse_options(list: &str) -> Result<Options, String> {
             "ro/rw" => o.read_only = value,
             "suid" => o.nosuid = value,
             "dev" => o.nodev = value,
-            _ => o.noexec = value,
+            "exec" => o.noexec = value,
+            "z/Z" => {
+                o.relabel = Some(if value {
+                    Relabel::Private
+                } else {
+                    Relabel::Shared
+                })
+            }
+            "U" => o.chown = true,
+            _ => o.idmap = true,
         }
     }
     Ok(o)
@@ -309,9 +419,19 @@ mod tests {
                 read_only: true,
                 nosuid: false,
                 nodev: false,
-                noexec: true
+                noexec: true,
+                ..Options::default()
             }
         );
+        let o = one("a:/b:Z,U,idmap").options;
+        assert_eq!(
+            (o.relabel, o.chown, o.idmap),
+            (Some(Relabel::Private), true, true)
+        );
+        assert_eq!(o.to_list(), "rw,nosuid,nodev,exec,Z,U,idmap");
+        assert_eq!(one("a:/b:z").options.relabel, Some(Relabel::Shared));
+        assert!(err("a:/b:z,Z").contains("contradict"));
+        assert!(err("a:/b:u").contains("unknown option \"u\""));
         assert!(one("a:/b:ro,ro").options.read_only);
         assert!(err("a:/b:ro,rw").contains("contradict"));
         let e = err("a:/b:rw,zap");
@@ -342,6 +462,38 @@ mod tests {
         assert!(err("a:").contains("empty destination"));
         assert!(err("a").contains("missing destination"));
         assert!(err("a:/b:ro:x").contains("separators"));
+    }
+
+    #[test]
+    fn nfs_urls() {
+        let r = one("nfs://fs.example.com/exports/logs:/var/log/app:ro");
+        assert_eq!(
+            r.source,
+            Source::Nfs(NfsUrl {
+                host: "fs.example.com".into(),
+                port: None,
+                export: "/exports/logs".into()
+            })
+        );
+        assert_eq!(r.dest, PathBuf::from("/var/log/app"));
+        assert!(r.options.read_only);
+        let r = one("nfs://10.0.0.5:2049/:/data");
+        assert_eq!(
+            r.source,
+            Source::Nfs(NfsUrl {
+                host: "10.0.0.5".into(),
+                port: Some(2049),
+                export: "/".into()
+            })
+        );
+        assert!(err("nfs://h:0/x:/d").contains("port 0"));
+        assert!(err("nfs://h:99999/x:/d").contains("port"));
+        assert!(err("nfs://h/x").contains("missing destination"));
+        assert!(err("nfs://h").contains("no export path"));
+        assert!(err("nfs:///x:/d").contains("server"));
+        assert!(err("nfs://a b/x:/d").contains("server"));
+        assert!(err("nfs://h/x/../y:/d").contains("\"..\""));
+        assert!(err("nfs://h/x:/d:ro:y").contains("separators"));
     }
 
     #[test]

@@ -30,6 +30,18 @@ pub struct Config {
     pub state_dir: PathBuf,
     #[serde(default)]
     pub log_level: Option<String>,
+    /// Servers an annotation may name in an `nfs://` source (deny by default).
+    #[serde(default)]
+    pub allowed_nfs_servers: Vec<String>,
+    /// Deadline in seconds for an NFS mount (per-volume override allowed).
+    #[serde(default = "default_mount_timeout")]
+    pub mount_timeout: u64,
+    /// Relabel policy for volumes without their own `relabel`.
+    #[serde(default)]
+    pub relabel: RelabelPolicy,
+    /// Ownership change policy for volumes without their own `owner_change`.
+    #[serde(default)]
+    pub owner_change: OwnerChange,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     /// Where this config came from, for messages ("built-in defaults" or a path).
@@ -37,14 +49,79 @@ pub struct Config {
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// An admin-defined volume. With `path`: a bind of that host path. With
+/// `nfs`: an NFS export. With neither: a managed volume under
+/// `volumes_root`, with the settings below.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeConfig {
     /// The host directory (or file) this named volume binds.
-    pub path: PathBuf,
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `server:/export`, as in fstab.
+    #[serde(default)]
+    pub nfs: Option<String>,
+    /// NFS mount options (`vers=4.1,hard,timeo=600`).
+    #[serde(default)]
+    pub options: Option<String>,
+    /// A sub-directory of the export, created on first use.
+    #[serde(default)]
+    pub subdir: Option<PathBuf>,
+    #[serde(default)]
+    pub mount_timeout: Option<u64>,
     /// Force read-only whatever the annotation says.
     #[serde(default)]
     pub read_only: bool,
+    /// SELinux labelling when the annotation says neither z nor Z.
+    #[serde(default)]
+    pub selinux: Option<SelinuxMode>,
+    /// The annotation may not weaken `selinux` (private > shared > none).
+    #[serde(default)]
+    pub selinux_locked: bool,
+    #[serde(default)]
+    pub relabel: Option<RelabelPolicy>,
+    #[serde(default)]
+    pub owner_change: Option<OwnerChange>,
+    #[serde(default)]
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum SelinuxMode {
+    None,
+    Shared,
+    Private,
+}
+
+/// When to walk a volume to relabel it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RelabelPolicy {
+    /// Skip the walk when the root carries the target label and the marker
+    /// of a completed relabel (O(1) restarts).
+    #[default]
+    OnChange,
+    Always,
+}
+
+/// When to walk a volume to change its owner (Kubernetes' fsGroupChangePolicy).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnerChange {
+    #[default]
+    OnRootMismatch,
+    Always,
+}
+
+/// Who may attach a volume at once.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    #[default]
+    Shared,
+    Exclusive,
+    ReadOnly,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,6 +149,10 @@ fn default_state_dir() -> PathBuf {
 fn default_true() -> bool {
     true
 }
+fn default_mount_timeout() -> u64 {
+    10
+}
+pub const MAX_MOUNT_TIMEOUT: u64 = 600;
 
 impl Default for Config {
     fn default() -> Self {
@@ -81,6 +162,10 @@ impl Default for Config {
             allowed_host_paths: Vec::new(),
             state_dir: default_state_dir(),
             log_level: None,
+            allowed_nfs_servers: Vec::new(),
+            mount_timeout: default_mount_timeout(),
+            relabel: RelabelPolicy::default(),
+            owner_change: OwnerChange::default(),
             volumes: BTreeMap::new(),
             origin: Origin::BuiltIn,
         }
@@ -186,9 +271,64 @@ impl Config {
                 "more than {MAX_CONFIG_VOLUMES} [volumes] tables"
             )));
         }
+        let timeout_ok = |t: u64| (1..=MAX_MOUNT_TIMEOUT).contains(&t);
+        if !timeout_ok(self.mount_timeout) {
+            return Err(bad(format!(
+                "mount_timeout = {} must be 1 to {MAX_MOUNT_TIMEOUT} seconds",
+                self.mount_timeout
+            )));
+        }
+        for server in &self.allowed_nfs_servers {
+            if server.is_empty() || server.contains(['/', ' ']) {
+                return Err(bad(format!(
+                    "allowed_nfs_servers entry {server:?} is not a host name or address"
+                )));
+            }
+        }
         for (name, v) in &self.volumes {
-            validate_name(name).map_err(|why| bad(format!("[volumes.{name}]: {why}")))?;
-            absolute(&format!("[volumes.{name}] path"), &v.path)?;
+            let t = format!("[volumes.{name}]");
+            validate_name(name).map_err(|why| bad(format!("{t}: {why}")))?;
+            if let Some(p) = &v.path {
+                absolute(&format!("{t} path"), p)?;
+            }
+            match &v.nfs {
+                Some(_) if v.path.is_some() => {
+                    return Err(bad(format!("{t} has both path and nfs; choose one")))
+                }
+                Some(nfs) => {
+                    let ok = nfs
+                        .split_once(":/")
+                        .is_some_and(|(server, _)| !server.is_empty());
+                    if !ok {
+                        return Err(bad(format!("{t} nfs = {nfs:?} must be \"server:/export\"")));
+                    }
+                }
+                None => {
+                    if v.options.is_some() || v.subdir.is_some() || v.mount_timeout.is_some() {
+                        return Err(bad(format!(
+                            "{t}: options, subdir and mount_timeout need nfs = \"server:/export\""
+                        )));
+                    }
+                }
+            }
+            if let Some(sub) = &v.subdir {
+                let clean = sub.is_relative()
+                    && sub
+                        .components()
+                        .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !clean || sub.as_os_str().is_empty() {
+                    return Err(bad(format!(
+                        "{t} subdir = {sub:?} must be a relative path without \"..\""
+                    )));
+                }
+            }
+            if let Some(t2) = v.mount_timeout {
+                if !timeout_ok(t2) {
+                    return Err(bad(format!(
+                        "{t} mount_timeout = {t2} must be 1 to {MAX_MOUNT_TIMEOUT} seconds"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -219,14 +359,36 @@ volumes_root = "/srv/vols"
 auto_create = false
 allowed_host_paths = ["/export"]
 log_level = "debug"
+allowed_nfs_servers = ["fs.example.com"]
+mount_timeout = 20
+relabel = "always"
+owner_change = "always"
 [volumes.logs]
 path = "/var/log/app"
 read_only = true
+[volumes.db]
+selinux = "private"
+selinux_locked = true
+access = "exclusive"
+relabel = "on-change"
+owner_change = "on-root-mismatch"
+[volumes.shared-logs]
+nfs = "fs.example.com:/exports/logs"
+options = "vers=4.1,hard,timeo=600"
+subdir = "app1"
+mount_timeout = 5
 "#,
         )
         .unwrap();
         assert!(!c.auto_create);
         assert!(c.volumes["logs"].read_only);
+        assert_eq!(c.volumes["db"].selinux, Some(SelinuxMode::Private));
+        assert_eq!(c.volumes["db"].access, Access::Exclusive);
+        assert_eq!(c.volumes["shared-logs"].subdir, Some(PathBuf::from("app1")));
+        assert_eq!(
+            (c.mount_timeout, c.relabel, c.owner_change),
+            (20, RelabelPolicy::Always, OwnerChange::Always)
+        );
     }
 
     #[test]
@@ -252,7 +414,15 @@ read_only = true
             "log_level = \"loud\"",
             "[volumes.\"-bad\"]\npath = \"/x\"",
             "[volumes.a]\npath = \"rel\"",
-            "[volumes.a]\nread_only = true",
+            "[volumes.a]\npath = \"/x\"\nnfs = \"h:/e\"",
+            "[volumes.a]\nnfs = \"no-export\"",
+            "[volumes.a]\npath = \"/x\"\nsubdir = \"a\"",
+            "[volumes.a]\nnfs = \"h:/e\"\nsubdir = \"../a\"",
+            "[volumes.a]\nnfs = \"h:/e\"\nmount_timeout = 0",
+            "[volumes.a]\nselinux = \"paranoid\"",
+            "[volumes.a]\naccess = \"mine\"",
+            "mount_timeout = 100000",
+            "relabel = \"sometimes\"",
             "auto_create = \"yes\"",
             "this is not toml",
         ] {

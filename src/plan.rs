@@ -65,6 +65,19 @@ pub const NEW_VOLUME_MODE: u32 = 0o755;
 pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
+        // Parsed, but not applied yet: refuse rather than ignore them.
+        for (on, opt) in [
+            (v.options.relabel.is_some(), "z/Z"),
+            (v.options.chown, "U"),
+            (v.options.idmap, "idmap"),
+        ] {
+            if on {
+                return Err(HookError::failed(
+                    crate::error::volume_subject(&v.spec),
+                    format!("option {opt} is not supported by this build"),
+                ));
+            }
+        }
         let source = match &v.source {
             ResolvedSource::Managed {
                 root,

@@ -51,13 +51,23 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                     options.read_only = true;
                     rule.push_str(" (read_only = true)");
                 }
-                (
-                    Some(name.clone()),
-                    ResolvedSource::Admin {
-                        path: v.path.clone(),
+                let source = match (&v.path, &v.nfs) {
+                    (Some(path), _) => ResolvedSource::Admin { path: path.clone() },
+                    (None, Some(_)) => {
+                        return Err(HookError::failed(
+                            subject,
+                            "NFS volumes are not supported by this build",
+                        )
+                        .hint("use a bind volume"))
+                    }
+                    // Defined by the admin, so always created on first use.
+                    (None, None) => ResolvedSource::Managed {
+                        root: config.volumes_root.clone(),
+                        name: name.clone(),
+                        auto_create: true,
                     },
-                    rule,
-                )
+                };
+                (Some(name.clone()), source, rule)
             }
             None => {
                 let root = config.volumes_root.clone();
@@ -92,6 +102,28 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                 )
             }
         },
+        Source::Nfs(url) => {
+            let allowed = config.allowed_nfs_servers.iter().any(|s| {
+                s.eq_ignore_ascii_case(&url.host)
+                    || url
+                        .port
+                        .is_some_and(|p| s.eq_ignore_ascii_case(&format!("{}:{p}", url.host)))
+            });
+            if !allowed {
+                return Err(HookError::denied(
+                    subject,
+                    format!(
+                        "NFS server {} is not in allowed_nfs_servers of {}",
+                        url.host, config.origin
+                    ),
+                )
+                .hint("ask the admin to add the server there, or to define the export as a named volume"));
+            }
+            return Err(
+                HookError::failed(subject, "NFS volumes are not supported by this build")
+                    .hint("use a bind volume"),
+            );
+        }
         Source::HostPath(path) => {
             let (path, allowed_by) =
                 allowed_host_path(config, path).map_err(|e| e.about(subject))?;
@@ -178,8 +210,9 @@ mod tests {
         c.volumes.insert(
             "logs".into(),
             VolumeConfig {
-                path: dir.join("logs"),
+                path: Some(dir.join("logs")),
                 read_only: true,
+                ..Default::default()
             },
         );
         c
