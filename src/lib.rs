@@ -25,3 +25,4 @@ pub mod stage;
 pub mod state;
 pub mod sys;
 pub mod volume;
+pub mod walk;

@@ -85,3 +85,15 @@ pub fn close_inherited_fds() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Give the calling thread its own working directory, root and umask
+/// (`unshare(CLONE_FS)`), so a walker thread can `fchdir` without moving
+/// the rest of the process.
+pub fn unshare_fs() -> io::Result<()> {
+    // SAFETY: CLONE_FS only separates the cwd, root and umask of this thread
+    // from the others; no file descriptor table is unshared (the hazard the
+    // rustix docs name), and nothing in this program relies on a cwd shared
+    // between threads.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
+    Ok(())
+}
