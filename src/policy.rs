@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
 use crate::annotations::{Source, VolumeRequest};
-use crate::config::Config;
+use crate::config::{Config, OwnerChange};
 use crate::error::{volume_subject, HookError};
 
 /// Where an approved volume's data lives.
@@ -38,6 +38,9 @@ pub struct ResolvedVolume {
     pub options: Options,
     /// Which rule allowed it, for `check` and logs.
     pub rule: String,
+    /// When to walk the volume for option `U`: the volume's own
+    /// `owner_change`, else the top-level one.
+    pub owner_change: OwnerChange,
 }
 
 pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
@@ -135,6 +138,11 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             (None, ResolvedSource::Host { path, allowed_by }, rule)
         }
     };
+    let owner_change = name
+        .as_ref()
+        .and_then(|n| config.volumes.get(n))
+        .and_then(|v| v.owner_change)
+        .unwrap_or(config.owner_change);
     Ok(ResolvedVolume {
         spec: req.spec.clone(),
         name,
@@ -142,6 +150,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         dest: req.dest.clone(),
         options,
         rule,
+        owner_change,
     })
 }
 
