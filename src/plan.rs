@@ -314,7 +314,12 @@ mod tests {
         let cfg =
             "owner_change = \"always\"\n[volumes.keep]\nowner_change = \"on-root-mismatch\"\n";
         let p = plan_with(cfg, "{}", "keep:/k:U;other:/o:U").unwrap();
-        let by = |d: &str| p.steps.iter().find(|s| s.dest == std::path::Path::new(d)).unwrap();
+        let by = |d: &str| {
+            p.steps
+                .iter()
+                .find(|s| s.dest == std::path::Path::new(d))
+                .unwrap()
+        };
         assert_eq!(by("/k").owner.unwrap().policy, OwnerChange::OnRootMismatch);
         assert_eq!(by("/o").owner.unwrap().policy, OwnerChange::Always);
         let p = plan_with("", "{}", "x:/x:U").unwrap();
