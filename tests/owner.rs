@@ -409,3 +409,67 @@ fn killed_walk_is_finished_by_the_next_start() {
     let _ = container.kill();
     let _ = container.wait();
 }
+
+/// `check` shows the owner decision: current owner, target, walk or skip,
+/// and whether the mount is idmapped.
+#[test]
+fn check_shows_the_owner_decision() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path();
+    fs::create_dir_all(base.join("volumes/v")).unwrap();
+    fs::create_dir_all(base.join("b/rootfs")).unwrap();
+    let config = base.join("c.toml");
+    fs::write(
+        &config,
+        format!(
+            "volumes_root = \"{}\"\nstate_dir = \"{}\"\n",
+            base.join("volumes").display(),
+            base.join("st").display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        base.join("b/config.json"),
+        r#"{"root":{"path":"rootfs"},"process":{"user":{"uid":1000,"gid":1001}},"linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}"#,
+    )
+    .unwrap();
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_oci-volume-hook"))
+            .args(["--config", config.to_str().unwrap(), "check", "--bundle"])
+            .arg(base.join("b"))
+            .args(["--annotation", "oci-volume-hook/volumes=v:/v:U;w:/w:idmap"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let me = fs::metadata(base.join("volumes/v")).unwrap();
+    let text = check();
+    let want = format!(
+        "owner:       current {}:{}, no marker; target 101000:101001 (on-root-mismatch); walk the volume",
+        me.uid(),
+        me.gid()
+    );
+    assert!(text.contains(&want), "{text}");
+    assert!(text.contains("idmap:       yes"), "{text}");
+    assert!(
+        text.contains("would be created, owner 1000:1001"),
+        "idmap volumes are created with container ids: {text}"
+    );
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP: check_shows_the_owner_decision (skip path): needs root");
+        return;
+    }
+    let fd = open_path(&base.join("volumes/v"));
+    let p = OwnerPlan {
+        uid: 101000,
+        gid: 101001,
+        policy: OwnerChange::OnRootMismatch,
+    };
+    owner::apply(fd.as_fd(), &base.join("volumes/v"), &p, 1).unwrap();
+    let text = check();
+    assert!(
+        text.contains("current 101000:101001, marker 101000:101001; target 101000:101001 (on-root-mismatch); skip"),
+        "{text}"
+    );
+}
