@@ -107,14 +107,17 @@ owner_userns() {
     # In the container, the old root-owned file shows as root's (0 0), not nobody.
     assert_grep "$T/i/out" -- " 0        0 " "$rt userns idmap: on-disk root is container root"
 
-    # A non-root user inside the user namespace: on disk as 1000.
-    make_bundle "$T/i1" -a 'mapped:/data:idmap' -c 'mkdir -p /data/mine && echo m > /data/mine/f && echo WROTE'
+    # A non-root user inside the user namespace with idmap,U: the volume is
+    # given to the container's own ids on disk (1000), seen as 1000 inside.
+    make_bundle "$T/i1" -a 'mapped:/data:idmap,U' -c 'mkdir -p /data/mine && echo m > /data/mine/f && echo WROTE; stat -c "IN %u:%g" /data/sub/old'
     userns_bundle "$T/i1"
     bundle_edit "$T/i1" 'c["process"]["user"] = {"uid": 1000, "gid": 1000}'
-    chown 1000:1000 "$VOLROOT/mapped"
     run_bundle "$rt" "$T/i1"
-    assert_grep "$T/i1/out" -- WROTE "$rt userns idmap uid 1000: writes"
-    assert_eq "$(owner_of "$VOLROOT/mapped/mine/f")" 1000:1000 "$rt userns idmap uid 1000: on-disk 1000"
+    assert_grep "$T/i1/out" -- WROTE "$rt userns idmap,U uid 1000: writes"
+    assert_grep "$T/i1/out" -- "IN 1000:1000" "$rt userns idmap,U uid 1000: old files are its own inside"
+    assert_eq "$(owner_of "$VOLROOT/mapped/sub/old")" 1000:1000 "$rt userns idmap,U: on-disk owner = container ids"
+    assert_eq "$(owner_of "$VOLROOT/mapped/mine/f")" 1000:1000 "$rt userns idmap,U: new file on-disk 1000"
+    assert_eq "$(marker_of "$VOLROOT/mapped")" 1000:1000 "$rt userns idmap,U: marker"
     assert_no_records "$rt userns owner"
 }
 test_runc_owner_userns() { owner_userns runc; }
