@@ -1,0 +1,303 @@
+//! Binary tier: the built hook fed state JSON on stdin. Exit codes, the one
+//! stderr line, silence on stdout, poststop idempotence. Most need no root.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn malformed_state_is_invalid_with_one_line() {
+    for (input, needle) in [
+        (&b""[..], "stdin is empty"),
+        (b"{not json", "not an OCI state"),
+        (b"\x00\x01\x02binary", "not an OCI state"),
+        (b"[1,2]", "not an OCI state"),
+    ] {
+        let r = run(
+            &["--config", "/nonexistent-is-not-read-first", "prestart"],
+            input,
+        );
+        assert_eq!(r.code, 2, "{r:?}", r = r.stderr);
+        assert_eq!(r.stdout, "");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.starts_with("oci-volume-hook: state invalid: "),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(needle), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn huge_stdin_is_refused() {
+    let big = vec![b' '; 2 << 20];
+    let r = run(&["prestart"], &big);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("more than"), "{}", r.stderr);
+}
+
+#[test]
+fn missing_bundle_fails_and_names_the_container() {
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let st = state(
+        "0123456789abcdef0123",
+        std::path::Path::new("/nonexistent/bundle"),
+        Some(1),
+        Some("a:/a"),
+    );
+    let r = run(&["--config", cfg.to_str().unwrap(), "prestart"], &st);
+    assert_eq!(r.code, 1);
+    assert_one_line(&r, "0123456789ab", "config.json");
+}
+
+#[test]
+fn no_annotation_means_nothing_to_do() {
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let r = run(
+        &["--config", cfg.to_str().unwrap(), "prestart"],
+        &state("c1", &b, Some(1), None),
+    );
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    assert!(!s.path().join("vols").exists(), "nothing may be created");
+}
+
+#[test]
+fn invalid_and_denied_requests_fail_before_touching_anything() {
+    let s = Scratch::new();
+    let cfg = s.config("auto_create = false");
+    let b = s.bundle("b", None);
+    for (ann, code, needle) in [
+        ("myapp:/myapp:zap", 2, "unknown option \"zap\""),
+        ("myapp:relative", 2, "not an absolute path"),
+        ("myapp:/x/../etc", 2, "\"..\""),
+        ("myapp:/proc/x", 2, "/proc"),
+        ("-x:/y", 2, "volume name"),
+        ("a:/d;b:/d", 2, "already used"),
+        ("a:/d\u{7}", 2, "control character"),
+        ("/etc:/x", 3, "denied by policy: host path /etc"),
+        (
+            "myapp:/myapp",
+            3,
+            "denied by policy: volume myapp is not defined",
+        ),
+        (
+            "nfs://fs.example.com/e:/x",
+            3,
+            "denied by policy: NFS server fs.example.com",
+        ),
+    ] {
+        let r = run(
+            &["--config", cfg.to_str().unwrap(), "prestart"],
+            &state("c2", &b, Some(1), Some(ann)),
+        );
+        assert_eq!(r.code, code, "{ann}: {}", r.stderr);
+        assert_one_line(&r, "c2", needle);
+        if code == 2 {
+            assert!(
+                !r.stderr.contains("denied"),
+                "invalid must not read as a denial: {}",
+                r.stderr
+            );
+        }
+    }
+    assert!(!s.path().join("vols").exists());
+    assert!(!s.path().join("run").exists());
+}
+
+#[test]
+fn huge_annotation_is_refused() {
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let ann = "a:/b;".repeat(30_000);
+    let r = run(
+        &["--config", cfg.to_str().unwrap(), "prestart"],
+        &state("c3", &b, Some(1), Some(&ann)),
+    );
+    assert_eq!(r.code, 2);
+    assert_one_line(&r, "c3", "limit");
+}
+
+#[test]
+fn config_errors_name_file_and_line() {
+    let s = Scratch::new();
+    let cfg = s.config("bogus_key = 1");
+    let b = s.bundle("b", None);
+    let r = run(
+        &["--config", cfg.to_str().unwrap(), "prestart"],
+        &state("c4", &b, Some(1), Some("a:/a")),
+    );
+    assert_eq!(r.code, 1);
+    assert_one_line(&r, "c4", &format!("{}:3:", cfg.display()));
+    let r = run(
+        &["--config", "/nonexistent/x.toml", "prestart"],
+        &state("c4", &b, Some(1), Some("a:/a")),
+    );
+    assert_eq!(r.code, 1, "an explicit config that is missing is an error");
+}
+
+#[test]
+fn prestart_without_pid_fails_closed() {
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    for pid in [None, Some(0)] {
+        let r = run(
+            &["--config", cfg.to_str().unwrap(), "prestart"],
+            &state("c5", &b, pid, Some("a:/a")),
+        );
+        assert_eq!(r.code, 1);
+        assert_one_line(&r, "c5", "no container pid");
+    }
+}
+
+#[test]
+fn poststop_is_idempotent_and_needs_no_pid() {
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", Some("a:/a"));
+    let c = cfg.to_str().unwrap();
+    // crun: pid 0; runc/podman: no pid; no prior prestart; twice.
+    for pid in [Some(0), None, None] {
+        let r = run(&["--config", c, "poststop"], &state("c6", &b, pid, None));
+        assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    }
+    // A record from a prestart is removed, once.
+    let rec = s.path().join("run/containers");
+    std::fs::create_dir_all(&rec).unwrap();
+    std::fs::write(
+        rec.join("c6.json"),
+        br#"{"id":"c6","bundle":"/b","root":"/b/rootfs","attached_at":1,"pid":5,"volumes":[]}"#,
+    )
+    .unwrap();
+    let r = run(&["--config", c, "poststop"], &state("c6", &b, None, None));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!rec.join("c6.json").exists());
+    // A malformed record is removed too, without failing the teardown.
+    std::fs::write(rec.join("c6.json"), b"garbage").unwrap();
+    let r = run(&["--config", c, "poststop"], &state("c6", &b, None, None));
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+    assert!(!rec.join("c6.json").exists());
+    // A broken config does not fail a teardown either.
+    let bad = s.path().join("bad.toml");
+    std::fs::write(&bad, "nope = [").unwrap();
+    let r = run(
+        &["--config", bad.to_str().unwrap(), "poststop"],
+        &state("c6", &b, None, None),
+    );
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn check_reports_and_exits_by_worst_decision() {
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", Some("myapp:/myapp"));
+    let c = cfg.to_str().unwrap();
+    let bs = b.to_str().unwrap();
+    let r = run(&["--config", c, "check", "--bundle", bs], b"");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("volume \"myapp:/myapp\": allowed"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("would be created"), "{}", r.stdout);
+    let r = run(
+        &[
+            "--config",
+            c,
+            "check",
+            "--bundle",
+            bs,
+            "--annotation",
+            "oci-volume-hook/volumes=/etc:/x",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stdout.contains("denied by policy"), "{}", r.stdout);
+    assert_eq!(r.stderr, "", "check's report is the message");
+    let r = run(
+        &[
+            "--config",
+            c,
+            "check",
+            "--bundle",
+            bs,
+            "--format",
+            "json",
+            "--annotation",
+            "oci-volume-hook/volumes=a:/a;b:/b:zap",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["volumes"][0]["decision"], "invalid");
+    std::os::unix::fs::symlink("/etc", b.join("rootfs/evil")).unwrap();
+    let r = run(
+        &[
+            "--config",
+            c,
+            "check",
+            "--bundle",
+            bs,
+            "--annotation",
+            "oci-volume-hook/volumes=a:/evil/x",
+        ],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("/evil is a symlink in the image (-> /etc)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!s.path().join("vols").exists(), "check changes nothing");
+}
+
+#[test]
+fn hostile_environment_and_fds_do_not_reach_the_hook() {
+    // LD_PRELOAD pointing at garbage would crash a dynamic binary at load;
+    // what we check is that our own code does not read the environment:
+    // a hostile OCI_VOLUME_HOOK_* or PATH cannot change behaviour.
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let out = std::process::Command::new(BIN)
+        .args(["--config", cfg.to_str().unwrap(), "prestart"])
+        .env("PATH", "/nonexistent")
+        .env("RUST_LOG", "trace")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(&state("c7", &b, Some(1), None))?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn completions_and_help() {
+    let r = run(&["completions", "bash"], b"");
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("oci-volume-hook"));
+    let r = run(&["--help"], b"");
+    assert!(r.stdout.contains("prestart") && r.stdout.contains("check"));
+    let r = run(&["frobnicate"], b"");
+    assert_eq!(r.code, 2);
+}
