@@ -24,11 +24,12 @@ impl Container {
             .expect("unshare (util-linux) is needed");
         // Wait until the child has exec'd sleep inside its new namespace.
         let pid = child.id();
+        let container = Container(child);
         for _ in 0..200 {
             let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             if comm.trim() == "sleep" && ns != std::fs::read_link("/proc/self/ns/mnt").ok() {
-                return Container(child);
+                return container;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
