@@ -301,3 +301,54 @@ fn completions_and_help() {
     let r = run(&["frobnicate"], b"");
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn errors_reach_syslog_with_the_identifier() {
+    if !need_root("errors_reach_syslog_with_the_identifier") {
+        return;
+    }
+    let dev_log = std::path::Path::new("/dev/log");
+    if dev_log.exists() {
+        // A real syslog daemon owns it: check the journal by hand instead.
+        eprintln!(
+            "SKIP: errors_reach_syslog_with_the_identifier: /dev/log belongs to a running syslog"
+        );
+        return;
+    }
+    let sock = std::os::unix::net::UnixDatagram::bind(dev_log).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let r = run(
+        &["--config", cfg.to_str().unwrap(), "prestart"],
+        &state("sysloggedcontainer", &b, Some(1), Some("/etc:/x")),
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("sysloggedco") {
+            got.push(m);
+            break;
+        }
+    }
+    drop(sock);
+    std::fs::remove_file(dev_log).unwrap();
+    assert_eq!(r.code, 3);
+    let line = r
+        .stderr
+        .trim_end()
+        .strip_prefix("oci-volume-hook: ")
+        .unwrap()
+        .to_string();
+    assert_eq!(got.len(), 1, "no syslog message; stderr was {}", r.stderr);
+    assert!(got[0].contains("oci-volume-hook["), "tag: {}", got[0]);
+    assert!(
+        got[0].ends_with(&line),
+        "syslog {:?} != stderr {:?}",
+        got[0],
+        line
+    );
+}
