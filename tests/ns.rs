@@ -238,3 +238,112 @@ fn symlink_exchange_race_never_escapes() {
         "the attacker must actually have raced"
     );
 }
+
+/// Start `n` hooks at once, each for its own stand-in container.
+fn concurrent_prestarts(
+    cfg: &Path,
+    b: &Path,
+    prefix: &str,
+    n: usize,
+    ann: &str,
+) -> (Vec<Container>, Vec<Run>) {
+    let containers: Vec<Container> = (0..n).map(|_| Container::start()).collect();
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (cfg, b, ann, pid, barrier) = (
+                cfg.to_path_buf(),
+                b.to_path_buf(),
+                ann.to_string(),
+                c.pid(),
+                barrier.clone(),
+            );
+            let id = format!("{prefix}{i}");
+            std::thread::spawn(move || {
+                barrier.wait();
+                prestart(&cfg, &id, &b, pid, &ann)
+            })
+        })
+        .collect();
+    let runs = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    (containers, runs)
+}
+
+#[test]
+fn twenty_at_once_on_one_auto_created_volume() {
+    if !need_root("twenty_at_once_on_one_auto_created_volume") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let (containers, runs) = concurrent_prestarts(&cfg, &b, "auto", 20, "fresh:/data");
+    let ok = runs.iter().filter(|r| r.code == 0).count();
+    for r in &runs {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(ok, 20);
+    let vols: Vec<_> = std::fs::read_dir(s.path().join("vols")).unwrap().collect();
+    assert_eq!(vols.len(), 1, "exactly one volume directory");
+    for c in &containers {
+        assert!(c.mounts().iter().any(|(m, _)| m == &b.join("rootfs/data")));
+    }
+    eprintln!("auto-create: 20 concurrent starts, {ok} attached, 1 volume directory");
+}
+
+#[test]
+fn exclusive_volume_has_exactly_one_writer_and_recovers_dead_holders() {
+    if !need_root("exclusive_volume_has_exactly_one_writer_and_recovers_dead_holders") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("[volumes.db]\naccess = \"exclusive\"\n");
+    let b = s.bundle("b", None);
+    let (mut containers, runs) = concurrent_prestarts(&cfg, &b, "excl", 20, "db:/db");
+    let winners: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].code == 0).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one must win: {:?}",
+        runs.iter().map(|r| r.code).collect::<Vec<_>>()
+    );
+    for (i, r) in runs.iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(r.code, 1);
+            assert!(
+                r.stderr.contains("is exclusive and container"),
+                "{}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&format!("excl{}", winners[0])),
+                "names the holder: {}",
+                r.stderr
+            );
+        }
+    }
+    let records = std::fs::read_dir(s.path().join("run/containers"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(records, 1, "losers leave no record");
+    eprintln!("exclusive: 20 concurrent starts, 1 attached, 19 refused");
+    // The holder dies without a poststop (crashed runtime): its claim is recovered.
+    let holder = containers.remove(winners[0]);
+    drop(holder);
+    let c = Container::start();
+    let r = prestart(&cfg, "after", &b, c.pid(), "db:/db");
+    assert_eq!(r.code, 0, "stale claim not recovered: {}", r.stderr);
+    assert!(!s
+        .path()
+        .join(format!("run/containers/excl{}.json", winners[0]))
+        .exists());
+}
