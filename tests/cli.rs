@@ -352,3 +352,89 @@ fn errors_reach_syslog_with_the_identifier() {
         line
     );
 }
+
+/// Runs in a child process (the test binary re-executed), so dropping
+/// capabilities does not affect the other tests.
+#[test]
+fn capabilities_are_reduced_per_stage() {
+    if std::env::var_os("OVH_CAPS_CHILD").is_some() {
+        let stage = match std::env::var("OVH_CAPS_CHILD").unwrap().as_str() {
+            "attach" => oci_volume_hook::hardening::Stage::Attach,
+            _ => oci_volume_hook::hardening::Stage::Inspect,
+        };
+        oci_volume_hook::hardening::drop_capabilities(stage).unwrap();
+        // Capabilities belong to a thread; libtest runs this test on its own thread.
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let field = |k: &str| {
+            let v = status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .unwrap()
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_string();
+            u64::from_str_radix(&v, 16).unwrap()
+        };
+        println!(
+            "CAPS {} {} {}",
+            field("CapEff:"),
+            field("CapPrm:"),
+            field("CapBnd:")
+        );
+        return;
+    }
+    if !need_root("capabilities_are_reduced_per_stage") {
+        return;
+    }
+    let caps = |stage: &str| -> (u64, u64, u64) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "capabilities_are_reduced_per_stage",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("OVH_CAPS_CHILD", stage)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.split_once("CAPS "))
+            .unwrap_or_else(|| panic!("{text}"))
+            .1;
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .take(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (v[0], v[1], v[2])
+    };
+    const SYS_ADMIN: u64 = 1 << 21;
+    const SYS_CHROOT: u64 = 1 << 18;
+    const NET_ADMIN: u64 = 1 << 12;
+    const SYS_MODULE: u64 = 1 << 16;
+    const MKNOD: u64 = 1 << 27;
+    let (eff, prm, bnd) = caps("attach");
+    assert_eq!(eff, prm);
+    assert!(
+        eff & SYS_ADMIN != 0 && eff & SYS_CHROOT != 0,
+        "attach keeps mount caps: {eff:x}"
+    );
+    for (cap, name) in [
+        (NET_ADMIN, "NET_ADMIN"),
+        (SYS_MODULE, "SYS_MODULE"),
+        (MKNOD, "MKNOD"),
+    ] {
+        assert!(eff & cap == 0, "attach must drop {name}: {eff:x}");
+        assert!(bnd & cap == 0, "bounding set must drop {name}: {bnd:x}");
+    }
+    assert_eq!(eff.count_ones(), 11, "{eff:x}");
+    let (eff, _, _) = caps("inspect");
+    assert!(
+        eff & SYS_CHROOT == 0,
+        "inspect cannot enter namespaces: {eff:x}"
+    );
+    assert_eq!(eff.count_ones(), 4, "{eff:x}");
+}
