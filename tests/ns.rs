@@ -347,3 +347,88 @@ fn exclusive_volume_has_exactly_one_writer_and_recovers_dead_holders() {
         .join(format!("run/containers/excl{}.json", winners[0]))
         .exists());
 }
+
+#[test]
+fn volumes_lists_running_users() {
+    if !need_root("volumes_lists_running_users") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("[volumes.db]\naccess = \"exclusive\"\n[volumes.logs]\npath = \"/var/tmp\"\nread_only = true\n");
+    let b = s.bundle("b", None);
+    let c = Container::start();
+    let r = prestart(&cfg, "lister-0123456789", &b, c.pid(), "db:/db;app:/app:ro");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "--format",
+            "json",
+            "--size",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let by_name = |n: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} missing: {v}"))
+    };
+    let db = by_name("db");
+    assert_eq!(db["backend"], "managed");
+    assert_eq!(db["access"], "exclusive");
+    assert_eq!(db["containers"][0]["id"], "lister-0123456789");
+    assert!(db["size_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(by_name("app")["containers"][0]["read_only"], true);
+    assert_eq!(by_name("logs")["backend"], "bind");
+    assert_eq!(by_name("logs")["containers"].as_array().unwrap().len(), 0);
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "inspect",
+            "db",
+        ],
+        b"",
+    );
+    assert!(
+        out.stdout.contains("container:  lister-01234 on /db (rw)"),
+        "{}",
+        out.stdout
+    );
+    // Once the container is gone, nobody uses it.
+    drop(c);
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "inspect",
+            "db",
+        ],
+        b"",
+    );
+    assert!(
+        out.stdout.contains("containers: none running"),
+        "{}",
+        out.stdout
+    );
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "inspect",
+            "nope",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 1);
+}
