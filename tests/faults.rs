@@ -43,11 +43,24 @@ fn records(s: &Scratch) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn host_mounts() -> usize {
+/// Host mounts under `dir`.
+fn host_mounts(dir: &Path) -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|m| Path::new(m).starts_with(dir))
+        })
         .count()
+}
+
+/// These tests mount and count host-wide state: run them one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
@@ -55,10 +68,11 @@ fn sigkill_at_any_point_leaves_a_state_the_next_start_handles() {
     if !need_root("sigkill_at_any_point_leaves_a_state_the_next_start_handles") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new();
     let cfg = s.config("[volumes.db]\naccess = \"exclusive\"\n");
     let b = s.bundle("b", None);
-    let mounts_before = host_mounts();
+    let mounts_before = host_mounts(s.path());
     let mut killed = 0;
     for i in 0..60u64 {
         let c = Container::start();
@@ -91,7 +105,11 @@ fn sigkill_at_any_point_leaves_a_state_the_next_start_handles() {
         drop(c);
     }
     assert!(killed > 10, "the kills must land mid-run (killed {killed})");
-    assert_eq!(host_mounts(), mounts_before, "a mount leaked to the host");
+    assert_eq!(
+        host_mounts(s.path()),
+        mounts_before,
+        "a mount leaked to the host"
+    );
     // The next container gets the exclusive volume: dead holders' claims are recovered.
     let c = Container::start();
     let r = prestart(&cfg, "after-kills", &b, c.pid(), "db:/db;scratch:/s");
@@ -106,6 +124,7 @@ fn full_run_fails_closed_then_recovers() {
     if !need_root("full_run_fails_closed_then_recovers") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new();
     let cfg = s.config("");
     let b = s.bundle("b", None);
@@ -146,6 +165,7 @@ fn read_only_volumes_root() {
     if !need_root("read_only_volumes_root") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new();
     let cfg = s.config("");
     let b = s.bundle("b", None);
@@ -174,10 +194,11 @@ fn two_hundred_cycles_leave_nothing_behind() {
     if !need_root("two_hundred_cycles_leave_nothing_behind") {
         return;
     }
+    let _serial = serial();
     let s = Scratch::new();
     let cfg = s.config("");
     let b = s.bundle("b", None);
-    let mounts_before = host_mounts();
+    let mounts_before = host_mounts(s.path());
     let fds_before = std::fs::read_dir("/proc/self/fd").unwrap().count();
     let t0 = std::time::Instant::now();
     for i in 0..200 {
@@ -194,7 +215,7 @@ fn two_hundred_cycles_leave_nothing_behind() {
     }
     let elapsed = t0.elapsed();
     assert_eq!(records(&s), Vec::<String>::new(), "stray records");
-    assert_eq!(host_mounts(), mounts_before, "stray mounts");
+    assert_eq!(host_mounts(s.path()), mounts_before, "stray mounts");
     assert_eq!(
         std::fs::read_dir("/proc/self/fd").unwrap().count(),
         fds_before,
