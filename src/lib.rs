@@ -11,6 +11,7 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod error;

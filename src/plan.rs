@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::bundle::Bundle;
-use crate::config::OwnerChange;
+use crate::config::{Access, OwnerChange};
 use crate::error::{volume_subject, HookError};
 use crate::policy::{ResolvedSource, ResolvedVolume};
 
@@ -50,10 +50,22 @@ pub struct MountStep {
     /// Absolute path inside the container (resolved under `MountPlan::root`).
     pub dest: PathBuf,
     pub attrs: MountAttrs,
+    pub access: Access,
+    pub exclusive_readers: bool,
     /// Option `U`: give the volume's files to the container's user.
     pub owner: Option<OwnerPlan>,
     /// Option `idmap`: idmap the mount into the container's user namespace.
     pub idmap: bool,
+}
+
+impl MountStep {
+    /// What identifies the volume's data for access claims: its host path.
+    pub fn source_key(&self) -> PathBuf {
+        match &self.source {
+            SourceStep::Managed { root, name, .. } => root.join(name),
+            SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
+        }
+    }
 }
 
 /// Option `U`: the on-disk owner every entry of the volume gets, and when
@@ -154,6 +166,8 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 nodev: v.options.nodev,
                 noexec: v.options.noexec,
             },
+            access: v.access,
+            exclusive_readers: v.exclusive_readers,
             owner,
             idmap,
         });
