@@ -18,7 +18,8 @@
 #
 # Trees are kept in OWNER_BENCH_DIR (default /var/tmp/ovh-bench-owner) and
 # reused by later runs (making 1M files takes minutes); OWNER_CLEAN=1 removes
-# it at the end. Needs root, crun, busybox-static, python3, getfattr.
+# it at the end; `bench/owner.sh --prepare` only makes the trees. Needs root,
+# crun, busybox-static, python3, getfattr.
 # Builds target/release/{oci-volume-hook,examples/owner-walk} when missing.
 set -u
 
@@ -98,6 +99,11 @@ EOF
 
 mkdir -p "$DIR/volumes"
 chmod 700 "$DIR/volumes"
+if [ "${1:-}" = --prepare ]; then   # only make the trees (they are kept)
+    mktree "$DIR/volumes/tree" "$FILES"
+    mktree "$DIR/volumes/big" "$BIG"
+    exit
+fi
 
 # ------------------------------------------------ 1. walk vs chown -R ---
 TREE=$DIR/volumes/tree
