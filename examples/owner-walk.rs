@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let threads = args
         .get(4)
         .and_then(|t| t.parse().ok())
-        .unwrap_or_else(oci_volume_hook::walk::default_threads);
+        .unwrap_or_else(owner::default_threads);
     let fd = match rustix::fs::open(
         &path,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,

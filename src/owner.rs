@@ -115,6 +115,13 @@ pub fn decide(plan: &OwnerPlan, root_owner: (u32, u32), marker: &Marker) -> Deci
     }
 }
 
+/// Workers for an ownership walk: twice the CPUs (at least 4, at most 16).
+/// A chown dirties an inode and may wait on the file system's journal, so
+/// more workers than CPUs keep the CPUs busy (measured in bench/owner.sh).
+pub fn default_threads() -> usize {
+    (walk::default_threads() * 2).clamp(4, 16)
+}
+
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

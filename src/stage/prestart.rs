@@ -22,7 +22,7 @@ use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
 use crate::state::State;
-use crate::{mount, ns, owner, volume, walk};
+use crate::{mount, ns, owner, volume};
 
 pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -120,7 +120,7 @@ fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookErr
                 source.fd.as_fd(),
                 &source.path,
                 plan,
-                walk::default_threads(),
+                owner::default_threads(),
             )
             .map_err(|e| e.about(&subject))?;
             match &done.decision {
