@@ -149,6 +149,48 @@ test_runc_owner_idmap_refusals() {
     assert_said "$T/o" "option U" "idmap on overlayfs: suggests U"
 }
 
+# runc kills a hook that runs past its timeout (SIGKILL): a U walk cut off
+# that way leaves no completion marker, and the next start finishes it.
+test_runc_owner_walk_killed_by_timeout() {
+    require_runtime runc
+    require_cmd getfattr
+    chmod 1777 "$MARK"
+    owner_volume big
+    local n=${OWNER_E2E_FILES:-300000}
+    python3 - "$VOLROOT/big/tree" "$n" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(root)
+for i in range(n):
+    if i % 1000 == 0:
+        d = os.path.join(root, "d%d" % (i // 1000))
+        os.mkdir(d)
+    os.mknod(os.path.join(d, "f%d" % i), 0o100644)
+PY
+    # A stale marker from an earlier finished walk (root since changed).
+    setfattr -n trusted.oci-volume-hook.owner -v 1000:1000 "$VOLROOT/big"
+    make_bundle "$T/k" -a 'big:/data:U' -c "$WRITE_CMD"
+    bundle_edit "$T/k" '
+c["process"]["user"] = {"uid": 1000, "gid": 1000}
+c["hooks"]["createRuntime"][0]["timeout"] = 1'
+    run_bundle runc "$T/k"
+    assert_ne "$RC" 0 "a walk of $n files is cut off by a 1 s hook timeout"
+    assert_said "$T/k" "timeout" "runc says the hook timed out"
+    local owned
+    owned=$(find "$VOLROOT/big" -uid 1000 | wc -l)
+    log "owned after the kill: $owned of $((n + n / 1000 + 5))"
+    check "the walk was cut off mid-way ($owned entries owned)" test "$owned" -gt 0 -a "$owned" -lt "$n"
+    assert_eq "$(marker_of "$VOLROOT/big")" none "killed walk: no completion marker"
+    assert_eq "$(owner_of "$VOLROOT/big")" 0:0 "killed walk: the root is changed last"
+    bundle_edit "$T/k" 'c["hooks"]["createRuntime"][0]["timeout"] = 120'
+    run_bundle runc "$T/k"
+    assert_eq "$RC" 0 "restart with a longer timeout: exit status"
+    assert_grep "$T/k/out" -- WROTE "restart: uid 1000 writes"
+    assert_eq "$(find "$VOLROOT/big" \( ! -uid 1000 -o ! -gid 1000 \) | wc -l)" 0 "restart: every entry owned by 1000:1000"
+    assert_eq "$(marker_of "$VOLROOT/big")" 1000:1000 "restart: completion marker"
+    assert_no_records "runc killed walk"
+}
+
 # podman: --user 1000:1000 with and without U; --uidmap with U and idmap.
 owner_podman() {
     local rt=$1
@@ -178,4 +220,4 @@ test_podman_runc_owner() { owner_podman runc; }
 test_podman_crun_owner() { owner_podman crun; }
 
 E2E_TESTS+=(runc_owner_uid1000 crun_owner_uid1000 runc_owner_userns crun_owner_userns
-    runc_owner_idmap_refusals podman_runc_owner podman_crun_owner)
+    runc_owner_idmap_refusals runc_owner_walk_killed_by_timeout podman_runc_owner podman_crun_owner)
