@@ -118,6 +118,18 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
             }
         };
         let owner = if v.options.chown {
+            if !idmap
+                && bundle.has_user_namespace()
+                && (bundle.uid_mappings().is_empty() || bundle.gid_mappings().is_empty())
+            {
+                // A user namespace joined by path: its mappings are not in
+                // config.json, so the host ids are unknown here.
+                return Err(HookError::invalid(
+                    volume_subject(&v.spec),
+                    "option U: the container joins an existing user namespace and config.json has no linux.uidMappings/gidMappings, so its host ids are unknown",
+                )
+                .hint("use option idmap instead, or give the container its own mappings"));
+            }
             let (uid, gid) = disk_owner()?;
             Some(OwnerPlan {
                 uid,
@@ -367,6 +379,15 @@ mod tests {
         let p = plan(USERNS, "a:/a:idmap,U").unwrap();
         let o = p.steps[0].owner.unwrap();
         assert_eq!((o.uid, o.gid, p.steps[0].idmap), (1000, 1001, true));
+    }
+
+    #[test]
+    fn u_in_a_joined_user_namespace_without_mappings_is_refused() {
+        let json = r#"{"process":{"user":{"uid":0}},"linux":{"namespaces":[{"type":"user","path":"/proc/1/ns/user"}]}}"#;
+        let e = plan(json, "a:/a:U").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("uidMappings"), "{e}");
+        assert!(plan(json, "a:/a:idmap,U").is_ok());
     }
 
     #[test]
