@@ -221,6 +221,12 @@ if [ "$RC" = 0 ] && [ "$OUT" = hello ]; then pass "a second container reads 'hel
 else fail "second container (rc=$RC): '$OUT', want 'hello'"; fi
 got=$(cat "$VOLROOT/$ID/greeting" 2>&1)
 if [ "$got" = hello ]; then pass "host: $VOLROOT/$ID/greeting = hello"; else fail "host file: '$got'"; fi
+run /usr/bin/$PKG volumes
+if [ "$RC" = 0 ] && printf '%s\n' "$OUT" | grep -q "^$ID .*$VOLROOT/$ID\$"; then
+    pass "$PKG volumes lists $ID"
+else
+    fail "$PKG volumes (rc=$RC): $OUT"
+fi
 podman_run "$ROOTFS" --annotation "$ANN=$ID:/myapp:ro" -- sh -c 'cat /myapp/greeting; echo x > /myapp/other'
 if [ "$RC" != 0 ] && printf '%s' "$OUT" | grep -q '^hello' && printf '%s' "$OUT" | grep -qi 'read-only' &&
    [ ! -e "$VOLROOT/$ID/other" ]; then
@@ -352,10 +358,11 @@ else
         RPMF=$(ls -t "$REPO"/build/$PKG-"$VERSION"-*.rpm | head -n1)
         note "$RPMF"
         rpm -qlvp "$RPMF" >> "$LOG" 2>&1
-        # Same payload paths as the .deb, apart from Debian's doc dir, rpm's
-        # build-id links, man page compression and zsh's vendor dir.
+        # Same payload paths as the .deb, apart from Debian's doc and lintian
+        # dirs, rpm's build-id links, man page compression and zsh's vendor
+        # dir.
         norm() { sed -e 's/\.gz$//' -e 's|/zsh/vendor-completions/|/zsh/site-functions/|' |
-                 grep -v -e '^/usr/share/doc/' -e '^/usr/lib/\.build-id' | sort -u; }
+                 grep -v -e '^/usr/share/doc/' -e '^/usr/share/lintian/' -e '^/usr/lib/\.build-id' | sort -u; }
         dpkg-deb --fsys-tarfile "$DEB" | tar -tvf - | awk '$1 !~ /^d/ {print $NF}' | sed 's|^\./|/|' | norm > "$TMP/deb.files"
         rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' "$RPMF" | awk '$1 !~ /^d/ {print $2}' | norm > "$TMP/rpm.files"
         if diff -u "$TMP/deb.files" "$TMP/rpm.files" >> "$LOG" 2>&1; then
