@@ -62,12 +62,13 @@ pub fn attach(tree: &OwnedFd, target: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// File systems that cannot be idmapped, by `statfs` magic.
+/// File systems that cannot be idmapped, by `statfs` magic. Others (FUSE
+/// servers may opt in since Linux 6.12) are left to the kernel, whose
+/// EINVAL is explained by the caller.
 const NOT_IDMAPPABLE: &[(i64, &str)] = &[
     (0x6969, "NFS"),
     (0x794c_7630, "overlayfs"),
     (0xff53_4d42, "CIFS/SMB"),
-    (0x6573_5546, "FUSE"),
 ];
 
 /// The name of the source's file system when it is known not to support

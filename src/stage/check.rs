@@ -100,6 +100,7 @@ pub fn run(
                             let step = &plan.steps[0];
                             let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
                             let (source_state, source_ok) = describe_source(&step.source);
+                            let (idmap, idmap_ok) = describe_idmap(step);
                             let mut v = VolumeReport {
                                 spec: req.spec.clone(),
                                 decision: "allowed".into(),
@@ -110,13 +111,20 @@ pub fn run(
                                 destination_state: Some(dest_state),
                                 options: Some(resolved.options.to_list()),
                                 owner: Some(describe_owner(step)),
-                                idmap: Some(describe_idmap(step)),
+                                idmap: Some(idmap),
                                 ..Default::default()
                             };
                             if !source_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
                                 v.hint = Some("create the source on the host, or fix the config or annotation".into());
+                            } else if !idmap_ok {
+                                note(Class::Failed);
+                                v.decision = "failed".into();
+                                v.hint = Some(
+                                    "use option U instead, which changes the owner of the files"
+                                        .into(),
+                                );
                             } else if !dest_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
@@ -232,22 +240,18 @@ fn describe_owner(step: &MountStep) -> String {
     }
 }
 
-fn describe_idmap(step: &MountStep) -> String {
+fn describe_idmap(step: &MountStep) -> (String, bool) {
     if !step.idmap {
-        return "no".into();
+        return ("no".into(), true);
     }
-    let path = source_path(&step.source);
     let ok = "yes: on-disk ids seen through the container's user namespace, no chown";
-    match rustix::fs::statfs(path.as_str()) {
-        Ok(st) => {
-            match crate::mount::not_idmappable_fs(&st) {
-                Some(fs) => {
-                    format!("yes, but the source is on {fs}, which cannot be idmapped: would fail (use U)")
-                }
-                None => ok.into(),
-            }
-        }
-        Err(_) => ok.into(),
+    let st = rustix::fs::statfs(source_path(&step.source).as_str());
+    match st.as_ref().ok().and_then(crate::mount::not_idmappable_fs) {
+        Some(fs) => (
+            format!("requested, but the source is on {fs}, which cannot be idmapped"),
+            false,
+        ),
+        None => (ok.into(), true),
     }
 }
 

@@ -143,6 +143,9 @@ test_runc_owner_idmap_refusals() {
     make_bundle "$T/o" -a "$T/ovl/merged:/data:idmap" -c true
     userns_bundle "$T/o"
     run_bundle runc "$T/o"
+    "$OVH_BIN" --config "$CFG" check --bundle "$T/o" > "$T/o/check.out" 2>&1
+    assert_eq "$?" 1 "check of idmap on overlayfs: exit status (failed)"
+    assert_grep "$T/o/check.out" -- "on overlayfs, which cannot be idmapped" "check of idmap on overlayfs"
     umount "$T/ovl/merged"
     assert_ne "$RC" 0 "idmap on overlayfs: refused"
     assert_said "$T/o" "overlayfs" "idmap on overlayfs: names the file system"
