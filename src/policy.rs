@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
 use crate::annotations::{Source, VolumeRequest};
-use crate::config::{Access, Config};
+use crate::config::{Access, Config, OwnerChange};
 use crate::error::{volume_subject, HookError};
 
 /// Where an approved volume's data lives.
@@ -41,6 +41,9 @@ pub struct ResolvedVolume {
     pub exclusive_readers: bool,
     /// Which rule allowed it, for `check` and logs.
     pub rule: String,
+    /// When to walk the volume for option `U`: the volume's own
+    /// `owner_change`, else the top-level one.
+    pub owner_change: OwnerChange,
 }
 
 pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
@@ -156,6 +159,11 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             (None, ResolvedSource::Host { path, allowed_by }, rule)
         }
     };
+    let owner_change = name
+        .as_ref()
+        .and_then(|n| config.volumes.get(n))
+        .and_then(|v| v.owner_change)
+        .unwrap_or(config.owner_change);
     Ok(ResolvedVolume {
         spec: req.spec.clone(),
         name,
@@ -165,6 +173,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         access,
         exclusive_readers,
         rule,
+        owner_change,
     })
 }
 
