@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::annotations::Relabel;
 use crate::bundle::Bundle;
+use crate::config::RelabelPolicy;
 use crate::error::HookError;
 use crate::policy::{ResolvedSource, ResolvedVolume};
 
@@ -49,6 +51,17 @@ pub struct MountStep {
     /// Absolute path inside the container (resolved under `MountPlan::root`).
     pub dest: PathBuf,
     pub attrs: MountAttrs,
+    /// SELinux relabelling (`z`/`Z` or the admin's default), done in the
+    /// host mount namespace before the tree is cloned.
+    pub label: Option<LabelPlan>,
+}
+
+/// What to relabel a volume to and when. The context itself is computed at
+/// apply time (it depends on whether SELinux is enabled on the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelPlan {
+    pub mode: Relabel,
+    pub policy: RelabelPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +79,7 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
         // Parsed, but not applied yet: refuse rather than ignore them.
-        for (on, opt) in [
-            (v.options.relabel.is_some(), "z/Z"),
-            (v.options.chown, "U"),
-            (v.options.idmap, "idmap"),
-        ] {
+        for (on, opt) in [(v.options.chown, "U"), (v.options.idmap, "idmap")] {
             if on {
                 return Err(HookError::failed(
                     crate::error::volume_subject(&v.spec),
@@ -117,6 +126,10 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 nodev: v.options.nodev,
                 noexec: v.options.noexec,
             },
+            label: v.options.relabel.map(|mode| LabelPlan {
+                mode,
+                policy: v.relabel_policy,
+            }),
         });
     }
     steps.sort_by(|a, b| {
@@ -214,6 +227,28 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn z_and_capital_z_become_label_steps() {
+        use crate::config::RelabelPolicy;
+        let p = plan("{}", "a:/a:Z;b:/b:z;c:/c").unwrap();
+        let labels: Vec<_> = p.steps.iter().map(|s| s.label).collect();
+        let on_change = RelabelPolicy::OnChange;
+        assert_eq!(
+            labels,
+            [
+                Some(LabelPlan {
+                    mode: Relabel::Private,
+                    policy: on_change
+                }),
+                Some(LabelPlan {
+                    mode: Relabel::Shared,
+                    policy: on_change
+                }),
+                None
+            ]
+        );
     }
 
     #[test]

@@ -20,7 +20,18 @@ pub struct Record {
     /// Seconds since the epoch when prestart attached the volumes.
     pub attached_at: u64,
     pub pid: Option<i32>,
+    /// The start time of `pid` (/proc/PID/stat field 22), so that a reused
+    /// pid is not taken for the container: see [`alive`].
+    #[serde(default)]
+    pub pid_start: Option<u64>,
     pub volumes: Vec<RecordVolume>,
+}
+
+impl Record {
+    /// The container this record describes still runs.
+    pub fn holder_alive(&self) -> bool {
+        self.pid.is_some_and(|pid| alive(pid, self.pid_start))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,6 +41,36 @@ pub struct RecordVolume {
     pub source: PathBuf,
     pub dest: PathBuf,
     pub read_only: bool,
+    /// The SELinux context the hook gave the volume (z/Z), if any.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `label` is private to the container (Z).
+    #[serde(default)]
+    pub label_private: bool,
+}
+
+/// The start time of a process in clock ticks since boot (/proc/PID/stat
+/// field 22); `None` when it does not exist.
+pub fn start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm (field 2) may hold spaces and parentheses: count after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts with field 3 (state); field 22 is the 20th after it.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// `pid` still runs and is the same process: its start time is `start`.
+/// Without a recorded start time (an older record) the pid existing is all
+/// that can be said.
+pub fn alive(pid: i32, start: Option<u64>) -> bool {
+    match (start_time(pid), start) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 /// The open `state_dir/containers` directory. Opened before the hook enters
@@ -208,6 +249,25 @@ mod tests {
     }
 
     #[test]
+    fn liveness_uses_the_start_time() {
+        let me = std::process::id() as i32;
+        let start = start_time(me).expect("own start time");
+        assert!(alive(me, Some(start)));
+        assert!(!alive(me, Some(start + 1)), "a reused pid is not alive");
+        assert!(alive(me, None));
+        assert!(!alive(0, None));
+        assert!(!alive(i32::MAX, Some(start)));
+        // An old record without the field still parses.
+        let r: Record = serde_json::from_str(
+            r#"{"id":"a","bundle":"/b","root":"/r","attached_at":1,"pid":null,
+                "volumes":[{"spec":"a:/a","name":"a","source":"/s","dest":"/a","read_only":false}]}"#,
+        )
+        .unwrap();
+        assert_eq!((r.pid_start, r.volumes[0].label.as_ref()), (None, None));
+        assert!(!r.holder_alive());
+    }
+
+    #[test]
     fn write_read_remove_twice() {
         let t = tempfile::tempdir().unwrap();
         assert!(StateDir::open(t.path(), false).unwrap().is_none());
@@ -218,6 +278,7 @@ mod tests {
             root: "/b/rootfs".into(),
             attached_at: 1,
             pid: Some(5),
+            pid_start: None,
             volumes: vec![],
         };
         sd.write(&r).unwrap();
