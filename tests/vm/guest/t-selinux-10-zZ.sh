@@ -5,22 +5,14 @@
 #  2. Z from a c1,c2 container: read and write; label container_file_t:s0:c1,c2 and the completion marker on the root
 #  3. a c3,c4 container cannot read that volume (no option); Z from c3,c4 while the c1,c2 container runs is refused,
 #     naming the container that holds it and suggesting z; once it stopped, Z from c3,c4 takes the volume over
-#  4. z: label container_file_t:s0; containers c1,c2 and c3,c4 both read and write
+#  4. z: label container_file_t:s0; containers c1,c2 and c3,c4 both read and write; a file one container creates
+#     keeps its creator's categories until a walk (on-change trade-off), relabel = "always" shares it at next start
 #  5. the read-only "operations" container (c7,c8, :ro) reads the shared volume and cannot write it
 #  6. a hand-written bundle without linux.mountLabel: `check` targets the policy's lxc_contexts `file` context
 #  7. the hook refuses to relabel a system path (z on an allowed host path /srv): clear error, nothing relabelled
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/sel-lib.sh"
 ovh_config 'log_level = "debug"' 'allowed_host_paths = ["/srv"]'
-MARK=trusted.oci-volume-hook.relabel
-label_of() { ls -Zd "$1" | cut -d' ' -f1; }
-marker_of() { getfattr --absolute-names --only-values -n "$MARK" "$1" 2>/dev/null | tr -d '\000'; }
-# sel_start NAME LEVEL ANNOTATION CMD: a detached container that keeps running (no wait, no delete)
-sel_start() {
-  ovh_setup; ovh_bundle "$@"
-  : > "$OVH_BUNDLE/out"; chcon "$(ovh_label "$2")" "$OVH_BUNDLE/out"
-  timeout 120 "$OVH_RUNTIME" run --detach --bundle "$OVH_BUNDLE" "$1" </dev/null >>"$OVH_BUNDLE/out" 2>&1
-}
-sel_stop() { "$OVH_RUNTIME" kill "$1" KILL 2>/dev/null; sleep 0.5; "$OVH_RUNTIME" delete --force "$1" >/dev/null 2>&1; }
 
 # --- 1. no z/Z -------------------------------------------------------------------------------------------------
 P=$OVH_VOLUMES/selplain
@@ -73,13 +65,24 @@ rm -rf "$S"; mkdir -p "$S"; echo shared-data > "$S/data.txt"; restorecon -R "$OV
 ovh_run sel-s12 c1,c2 "selshared:/data:z" 'cat /data/data.txt && echo from-c12 > /data/c12.txt'; rc=$?
 check "z: container c1,c2 reads and writes (rc=$rc)" test "$rc" = 0
 check "z: label container_file_t:s0 (no categories)" test "$(label_of "$S/data.txt")" = "$(ovh_label)"
-ovh_run sel-s34 c3,c4 "selshared:/data:z" 'cat /data/c12.txt && echo from-c34 > /data/c34.txt'; rc=$?
-check "z: container c3,c4 reads c1,c2's file and writes (rc=$rc)" test "$rc" = 0
-check_out "z: c3,c4 read c1,c2's file" '^from-c12$'
+ovh_run sel-s34 c3,c4 "selshared:/data:z" 'cat /data/data.txt && echo from-c34 > /data/c34.txt'; rc=$?
+check "z: container c3,c4 reads the shared data and writes (rc=$rc)" test "$rc" = 0
+check_out "z: c3,c4 read the shared data" '^shared-data$'
+# A file a container creates carries that container's categories (kernel rule). With relabel = "on-change" the
+# restart skips the walk, so it stays private to its creator until a walk runs: the documented trade-off ...
+check "z, on-change: c1,c2's new file keeps s0:c1,c2" test "$(label_of "$S/c12.txt")" = "$(ovh_label c1,c2)"
+# ... and relabel = "always" walks at every start (rewriting only what differs): then everyone may read it.
+ovh_config 'log_level = "debug"' 'allowed_host_paths = ["/srv"]' 'relabel = "always"'
+ovh_run sel-s34b c3,c4 "selshared:/data:z" 'cat /data/c12.txt'; rc=$?
+check "z, relabel = always: c3,c4 reads c1,c2's file (rc=$rc)" test "$rc" = 0
+check_out "z, relabel = always: c3,c4 read it" '^from-c12$'
+check_log "z, relabel = always: the hook walked (2 entries changed)" 'sel-s34b.*relabelled .*selshared .* 2 changed'
+ovh_config 'log_level = "debug"' 'allowed_host_paths = ["/srv"]'
 
 # --- 5. read-only operations container ---------------------------------------------------------------------------
-ovh_run sel-ops c7,c8 "selshared:/data:ro" 'cat /data/c34.txt; echo x > /data/ops.txt'; rc=$?
-check_out "ops (ro, c7,c8): reads the shared volume" '^from-c34$'
+ovh_run sel-ops c7,c8 "selshared:/data:ro" 'cat /data/data.txt /data/c12.txt /data/c34.txt; echo x > /data/ops.txt'; rc=$?
+check_out "ops (ro, c7,c8): reads the shared volume" '^shared-data$'
+check_out "ops (ro, c7,c8): reads what c1,c2 and c3,c4 wrote" '^from-c34$'
 check_out "ops (ro, c7,c8): cannot write it" 'Read-only file system'
 check_not "ops: nothing written" test -e "$S/ops.txt"
 
