@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::annotations::Relabel;
 use crate::bundle::Bundle;
-use crate::config::RelabelPolicy;
+use crate::config::{Access, RelabelPolicy};
 use crate::error::HookError;
 use crate::policy::{ResolvedSource, ResolvedVolume};
 
@@ -54,6 +54,18 @@ pub struct MountStep {
     /// SELinux relabelling (`z`/`Z` or the admin's default), done in the
     /// host mount namespace before the tree is cloned.
     pub label: Option<LabelPlan>,
+    pub access: Access,
+    pub exclusive_readers: bool,
+}
+
+impl MountStep {
+    /// What identifies the volume's data for access claims: its host path.
+    pub fn source_key(&self) -> PathBuf {
+        match &self.source {
+            SourceStep::Managed { root, name, .. } => root.join(name),
+            SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
+        }
+    }
 }
 
 /// What to relabel a volume to and when. The context itself is computed at
@@ -130,6 +142,8 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 mode,
                 policy: v.relabel_policy,
             }),
+            access: v.access,
+            exclusive_readers: v.exclusive_readers,
         });
     }
     steps.sort_by(|a, b| {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
 use crate::annotations::{Relabel, Source, VolumeRequest};
-use crate::config::{Config, RelabelPolicy, SelinuxMode};
+use crate::config::{Access, Config, RelabelPolicy, SelinuxMode};
 use crate::error::{volume_subject, HookError};
 
 /// Where an approved volume's data lives.
@@ -36,6 +36,9 @@ pub struct ResolvedVolume {
     pub source: ResolvedSource,
     pub dest: PathBuf,
     pub options: Options,
+    /// Who may attach it at once (admin-defined volumes only; else shared).
+    pub access: Access,
+    pub exclusive_readers: bool,
     /// Which rule allowed it, for `check` and logs.
     pub rule: String,
     /// When to walk the volume for `z`/`Z` (`options.relabel`, which already
@@ -46,6 +49,7 @@ pub struct ResolvedVolume {
 pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
     let subject = volume_subject(&req.spec);
     let mut options = req.options;
+    let (mut access, mut exclusive_readers) = (Access::Shared, false);
     let (name, source, rule) = match &req.source {
         Source::Named(name) => match config.volumes.get(name) {
             Some(v) => {
@@ -53,6 +57,15 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                 if v.read_only {
                     options.read_only = true;
                     rule.push_str(" (read_only = true)");
+                }
+                (access, exclusive_readers) = (v.access, v.exclusive_readers);
+                match v.access {
+                    Access::ReadOnly => {
+                        options.read_only = true;
+                        rule.push_str(" (access = read-only)");
+                    }
+                    Access::Exclusive => rule.push_str(" (access = exclusive)"),
+                    Access::Shared => {}
                 }
                 let source = match (&v.path, &v.nfs) {
                     (Some(path), _) => ResolvedSource::Admin { path: path.clone() },
@@ -128,8 +141,16 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             );
         }
         Source::HostPath(path) => {
-            let (path, allowed_by) =
-                allowed_host_path(config, path).map_err(|e| e.about(subject))?;
+            let (path, allowed_by) = allowed_host_path(config, path).map_err(|e| {
+                let e = e.about(subject);
+                match e.class {
+                    crate::error::Class::Denied => e.hint(format!(
+                        "ask the admin to add it to allowed_host_paths, or use a named volume such as \"myapp:{}\"",
+                        req.dest.display()
+                    )),
+                    _ => e,
+                }
+            })?;
             let rule = format!(
                 "allowed_host_paths entry {} in {}",
                 allowed_by.display(),
@@ -151,6 +172,8 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         source,
         dest: req.dest.clone(),
         options,
+        access,
+        exclusive_readers,
         rule,
         relabel_policy,
     })

@@ -10,6 +10,7 @@ use rustix::fs::{openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Access;
 use crate::error::HookError;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,18 +21,40 @@ pub struct Record {
     /// Seconds since the epoch when prestart attached the volumes.
     pub attached_at: u64,
     pub pid: Option<i32>,
-    /// The start time of `pid` (/proc/PID/stat field 22), so that a reused
-    /// pid is not taken for the container: see [`alive`].
+    /// The pid's start time (clock ticks since boot, /proc/PID/stat field
+    /// 22): a recycled pid is not the holder.
     #[serde(default)]
     pub pid_start: Option<u64>,
+    /// false while prestart is still attaching (the record is then a claim).
+    #[serde(default = "yes")]
+    pub attached: bool,
     pub volumes: Vec<RecordVolume>,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl Record {
-    /// The container this record describes still runs.
+    /// Is the container that wrote this record still there? Its pid must
+    /// exist with the same start time. Records without a pid (should not
+    /// happen) count as alive: never steal a claim on a guess.
     pub fn holder_alive(&self) -> bool {
-        self.pid.is_some_and(|pid| alive(pid, self.pid_start))
+        match (self.pid, self.pid_start) {
+            (Some(pid), Some(start)) => pid_start_time(pid) == Some(start),
+            (Some(pid), None) => pid_start_time(pid).is_some(),
+            _ => true,
+        }
     }
+}
+
+/// Start time of a process (field 22 of /proc/PID/stat), `None` if gone.
+pub fn pid_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and ')': fields restart
+    // after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,6 +64,9 @@ pub struct RecordVolume {
     pub source: PathBuf,
     pub dest: PathBuf,
     pub read_only: bool,
+    /// The access mode the admin set (shared, exclusive, read-only).
+    #[serde(default)]
+    pub access: Access,
     /// The SELinux context the hook gave the volume (z/Z), if any.
     #[serde(default)]
     pub label: Option<String>,
@@ -49,29 +75,7 @@ pub struct RecordVolume {
     pub label_private: bool,
 }
 
-/// The start time of a process in clock ticks since boot (/proc/PID/stat
-/// field 22); `None` when it does not exist.
-pub fn start_time(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm (field 2) may hold spaces and parentheses: count after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // rest starts with field 3 (state); field 22 is the 20th after it.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// `pid` still runs and is the same process: its start time is `start`.
-/// Without a recorded start time (an older record) the pid existing is all
-/// that can be said.
-pub fn alive(pid: i32, start: Option<u64>) -> bool {
-    match (start_time(pid), start) {
-        (Some(now), Some(then)) => now == then,
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
-}
+const WRITABLE: &str = "state_dir (default /run/oci-volume-hook) must be writable and not full";
 
 /// The open `state_dir/containers` directory. Opened before the hook enters
 /// the container's mount namespace, so writes through it land on the host.
@@ -85,8 +89,7 @@ impl StateDir {
     pub fn open(state_dir: &Path, create: bool) -> Result<Option<StateDir>, HookError> {
         let path = state_dir.join("containers");
         let fail = |e: &dyn std::fmt::Display| {
-            HookError::failed("state_dir", format!("{}: {e}", path.display()))
-                .hint("state_dir (default /run/oci-volume-hook) must be a writable directory")
+            HookError::failed("state_dir", format!("{}: {e}", path.display())).hint(WRITABLE)
         };
         if create {
             std::fs::create_dir_all(state_dir).map_err(|e| fail(&e))?;
@@ -117,6 +120,7 @@ impl StateDir {
         let tmp = format!(".{name}.tmp");
         let fail = |e: &dyn std::fmt::Display| {
             HookError::failed("record", format!("{}/{name}: {e}", self.path.display()))
+                .hint(WRITABLE)
         };
         let json = serde_json::to_vec_pretty(record).map_err(|e| fail(&e))?;
         let fd = openat(
@@ -165,6 +169,49 @@ impl StateDir {
                 format!("{}/{name}: malformed: {e}", self.path.display()),
             )
         })
+    }
+
+    /// Take the claims lock (`containers/.lock`, flock): held while claims
+    /// are checked and written, released on drop.
+    pub fn lock(&self) -> Result<OwnedFd, HookError> {
+        let fail = |e: &dyn std::fmt::Display| {
+            HookError::failed(
+                "state_dir",
+                format!("lock {}/.lock: {e}", self.path.display()),
+            )
+            .hint(WRITABLE)
+        };
+        let fd = openat(
+            &self.dir,
+            ".lock",
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| fail(&e))?;
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive).map_err(|e| fail(&e))?;
+        Ok(fd)
+    }
+
+    /// Records of containers that are still alive; stale ones (their holder
+    /// is gone without a poststop) are removed and logged.
+    pub fn live_records(&self) -> Vec<Record> {
+        let mut live = Vec::new();
+        for id in self.ids() {
+            match self.read(&id) {
+                Ok(Some(r)) if r.holder_alive() => live.push(r),
+                Ok(Some(r)) => {
+                    log::info!(
+                        "recovered the claims of container {} (pid {:?} is gone without a poststop)",
+                        crate::state::short_id(&r.id),
+                        r.pid
+                    );
+                    let _ = self.remove(&id);
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+        live
     }
 
     /// Remove a record; `false` when there was none.
@@ -251,20 +298,26 @@ mod tests {
     #[test]
     fn liveness_uses_the_start_time() {
         let me = std::process::id() as i32;
-        let start = start_time(me).expect("own start time");
-        assert!(alive(me, Some(start)));
-        assert!(!alive(me, Some(start + 1)), "a reused pid is not alive");
-        assert!(alive(me, None));
-        assert!(!alive(0, None));
-        assert!(!alive(i32::MAX, Some(start)));
-        // An old record without the field still parses.
-        let r: Record = serde_json::from_str(
-            r#"{"id":"a","bundle":"/b","root":"/r","attached_at":1,"pid":null,
-                "volumes":[{"spec":"a:/a","name":"a","source":"/s","dest":"/a","read_only":false}]}"#,
-        )
-        .unwrap();
-        assert_eq!((r.pid_start, r.volumes[0].label.as_ref()), (None, None));
+        let start = pid_start_time(me).expect("our own start time");
+        let mut r = Record {
+            id: "x".into(),
+            bundle: "/b".into(),
+            root: "/r".into(),
+            attached_at: 0,
+            pid: Some(me),
+            pid_start: Some(start),
+            attached: true,
+            volumes: vec![],
+        };
+        assert!(r.holder_alive());
+        r.pid_start = Some(start + 1);
+        assert!(!r.holder_alive(), "a recycled pid is not the holder");
+        r.pid = Some(i32::MAX);
+        r.pid_start = None;
         assert!(!r.holder_alive());
+        // An old record without these fields still decodes.
+        let old: Record = serde_json::from_str(r#"{"id":"a","bundle":"/b","root":"/r","attached_at":1,"pid":null,"volumes":[{"spec":"a:/a","name":"a","source":"/v/a","dest":"/a","read_only":false}]}"#).unwrap();
+        assert!(old.attached && old.holder_alive());
     }
 
     #[test]
@@ -279,6 +332,7 @@ mod tests {
             attached_at: 1,
             pid: Some(5),
             pid_start: None,
+            attached: true,
             volumes: vec![],
         };
         sd.write(&r).unwrap();

@@ -4,6 +4,7 @@
 mod check;
 mod poststop;
 mod prestart;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,6 +16,7 @@ use crate::bundle::Bundle;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::error::HookError;
+use crate::hardening::Stage;
 use crate::state::State;
 
 pub fn run(cli: Cli) -> Result<(), HookError> {
@@ -27,6 +29,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             crate::hardening::leave_cwd()
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
             let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(Stage::Attach)?;
             prestart::run(&config, &state)
         }
         Command::Poststop => {
@@ -41,6 +44,9 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
                 log::warn!("{e}; using the default state_dir to release the container");
                 Config::default()
             });
+            if let Err(e) = drop_caps(Stage::Inspect) {
+                log::warn!("{e}");
+            }
             poststop::run(&config, &state);
             Ok(())
         }
@@ -51,6 +57,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
         } => {
             let bundle = absolute(&bundle)?;
             let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(Stage::Inspect)?;
             check::run(&config, &bundle, &annotations, format)
         }
         Command::Relabel {
@@ -60,7 +67,24 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             threads,
         } => {
             load_config(config_path.as_deref(), cli.log_level)?;
+            // As prestart: trusted.* xattrs need CAP_SYS_ADMIN, labels on
+            // others' files CAP_FOWNER.
+            drop_caps(Stage::Attach)?;
             relabel(&path, &context, always, threads)
+        }
+        Command::Volumes {
+            command,
+            format,
+            size,
+        } => {
+            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(Stage::Inspect)?;
+            match command {
+                None => volumes::list(&config, format, size),
+                Some(crate::cli::VolumesCommand::Inspect { name }) => {
+                    volumes::inspect(&config, &name, format, size)
+                }
+            }
         }
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
@@ -118,6 +142,11 @@ fn relabel(
         ),
     };
     writeln!(out, "{line}").map_err(|e| HookError::failed(&subject, e.to_string()))
+}
+
+fn drop_caps(stage: Stage) -> Result<(), HookError> {
+    crate::hardening::drop_capabilities(stage)
+        .map_err(|e| HookError::failed("hook", format!("dropping capabilities: {e}")))
 }
 
 fn absolute(p: &std::path::Path) -> Result<PathBuf, HookError> {

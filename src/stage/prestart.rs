@@ -1,4 +1,12 @@
 //! prestart / createRuntime: attach every requested volume, or fail closed.
+//!
+//! 1. decide: annotation → policy → plan (nothing touched yet);
+//! 2. claim: under the claims lock, check exclusive volumes and private (Z)
+//!    labels against live holders and write this container's record (a claim);
+//! 3. host namespace: open, create, relabel (z/Z), clone and set attributes
+//!    of each source;
+//! 4. container namespace: resolve each destination in the rootfs, attach;
+//! 5. mark the record attached — or remove it if anything failed.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -6,9 +14,10 @@ use log::{debug, info};
 
 use crate::annotations::{parse_annotation, Relabel, ANNOTATION_KEY};
 use crate::bundle::Bundle;
+use crate::claims;
 use crate::config::Config;
 use crate::error::{volume_subject, HookError};
-use crate::plan::{self, LabelPlan, MountStep};
+use crate::plan::{self, MountPlan, MountStep};
 use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
@@ -33,13 +42,83 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
             .hint("run `oci-volume-hook prestart` at the prestart or createRuntime stage only")
     })?;
 
-    // In the host mount namespace: the record directory, and every source
-    // opened, cloned and given its attributes.
+    // z/Z: the context each volume gets (None: no relabel, or SELinux off).
+    let labels =
+        plan.steps
+            .iter()
+            .map(|s| match s.label {
+                Some(l) => label::target_context(&bundle, l.mode)
+                    .map_err(|e| e.about(volume_subject(&s.spec))),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
-    let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd, Option<String>)> =
+    let mut record = Record {
+        id: state.id.clone(),
+        bundle: bundle.dir.clone(),
+        root: plan.root.clone(),
+        attached_at: record::now(),
+        pid: Some(pid),
+        pid_start: record::pid_start_time(pid),
+        attached: false,
+        volumes: plan
+            .steps
+            .iter()
+            .zip(&labels)
+            .map(|(s, label)| RecordVolume {
+                spec: s.spec.clone(),
+                name: s.name.clone(),
+                source: s.source_key(),
+                dest: s.dest.clone(),
+                read_only: s.attrs.read_only,
+                access: s.access,
+                label: label.clone(),
+                label_private: label.is_some()
+                    && s.label.is_some_and(|l| l.mode == Relabel::Private),
+            })
+            .collect(),
+    };
+    {
+        let _lock = records.lock()?;
+        let live = records.live_records();
+        let holders = claims::holders(&live, &state.id);
+        for (step, label) in plan.steps.iter().zip(&labels) {
+            claims::check(step, &holders)?;
+            if let (Some(target), Some(l)) = (label, step.label) {
+                if l.mode == Relabel::Private {
+                    private_label_free(step, target, &live, &state.id)?;
+                }
+            }
+        }
+        records.write(&record)?;
+    }
+    match attach(&plan, &labels, pid) {
+        Ok(sources) => {
+            for (v, source) in record.volumes.iter_mut().zip(sources) {
+                v.source = source;
+            }
+            record.attached = true;
+            records.write(&record)
+        }
+        Err(e) => {
+            // No container will run: release the claim now.
+            let _ = records.remove(&state.id);
+            Err(e)
+        }
+    }
+}
+
+/// Steps 3 and 4. Returns each volume's host path, in plan order.
+fn attach(
+    plan: &MountPlan,
+    labels: &[Option<String>],
+    pid: i32,
+) -> Result<Vec<std::path::PathBuf>, HookError> {
+    let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
+    for (step, label) in plan.steps.iter().zip(labels) {
         let subject = volume_subject(&step.spec);
         let source = volume::open(&step.source).map_err(|e| e.about(&subject))?;
         if source.created {
@@ -47,12 +126,16 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         }
         // Relabel here, in the host mount namespace and before setns: the
         // walk's threads have all exited when it returns.
-        let applied = match step.label {
-            Some(lp) => {
-                relabel(&bundle, &records, &state.id, &source, lp).map_err(|e| e.about(&subject))?
-            }
-            None => None,
-        };
+        if let (Some(target), Some(l)) = (label, step.label) {
+            label::relabel(
+                &source.fd,
+                source.is_dir,
+                target,
+                l.policy,
+                walk::default_threads(),
+            )
+            .map_err(|e| e.about(&subject))?;
+        }
         let tree = mount::clone_tree(source.fd.as_fd()).map_err(|e| {
             HookError::failed(
                 &subject,
@@ -65,11 +148,9 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
                 format!("mount_setattr {}: {e}", source.path.display()),
             )
         })?;
-        prepared.push((step, source, tree, applied));
+        prepared.push((step, source, tree));
     }
 
-    // In the container's mount namespace: mount points resolved inside the
-    // rootfs, trees attached onto them.
     ns::enter_mount_ns(pid).map_err(|e| {
         HookError::failed(
             "container",
@@ -78,7 +159,7 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         .hint("the hook must run at prestart/createRuntime, as root")
     })?;
     let rootfs = RootFs::open(&plan.root)?;
-    for (step, source, tree, _) in &prepared {
+    for (step, source, tree) in &prepared {
         let subject = volume_subject(&step.spec);
         let target = rootfs
             .prepare_dest(&step.dest, source.is_dir)
@@ -96,88 +177,37 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
             attrs_list(step)
         );
     }
-
-    let record = Record {
-        id: state.id.clone(),
-        bundle: bundle.dir.clone(),
-        root: plan.root.clone(),
-        attached_at: record::now(),
-        pid: Some(pid),
-        pid_start: record::start_time(pid),
-        volumes: prepared
-            .iter()
-            .map(|(step, source, _, label)| RecordVolume {
-                spec: step.spec.clone(),
-                name: step.name.clone(),
-                source: source.path.clone(),
-                dest: step.dest.clone(),
-                read_only: step.attrs.read_only,
-                label: label.clone(),
-                label_private: label.is_some()
-                    && step.label.is_some_and(|l| l.mode == Relabel::Private),
-            })
-            .collect(),
-    };
-    records.write(&record)?;
-    Ok(())
+    Ok(prepared.into_iter().map(|(_, s, _)| s.path).collect())
 }
 
-/// z/Z: compute the context, refuse to take a volume private that another
-/// running container uses with another label, relabel. Returns the context
-/// applied (`None` when SELinux is disabled).
-fn relabel(
-    bundle: &Bundle,
-    records: &StateDir,
-    own_id: &str,
-    source: &volume::Source,
-    lp: LabelPlan,
-) -> Result<Option<String>, HookError> {
-    let Some(target) = label::target_context(bundle, lp.mode)? else {
-        return Ok(None);
-    };
-    if lp.mode == Relabel::Private {
-        if let Some((id, other)) = held_with_other_label(records, own_id, &source.path, &target) {
+/// Z: refuse a volume that another running container uses with another
+/// label (relabelling it would lock that container out).
+fn private_label_free(
+    step: &MountStep,
+    target: &str,
+    live: &[Record],
+    me: &str,
+) -> Result<(), HookError> {
+    let key = step.source_key();
+    for r in live.iter().filter(|r| r.id != me) {
+        let other = r
+            .volumes
+            .iter()
+            .filter(|v| v.source == key)
+            .find_map(|v| v.label.as_deref().filter(|l| *l != target));
+        if let Some(other) = other {
             return Err(HookError::failed(
-                "",
+                volume_subject(&step.spec),
                 format!(
-                    "{} is in use by running container {id} with label {other}; relabelling it private (Z) to {target} would lock that container out",
-                    source.path.display()
+                    "{} is in use by running container {} with label {other}; relabelling it private (Z) to {target} would lock that container out",
+                    key.display(),
+                    crate::state::short_id(&r.id)
                 ),
             )
             .hint("use z to share the volume between containers, or stop the other container first"));
         }
     }
-    label::relabel(
-        &source.fd,
-        source.is_dir,
-        &target,
-        lp.policy,
-        walk::default_threads(),
-    )?;
-    Ok(Some(target))
-}
-
-/// Another running container whose record holds `path` with a label other
-/// than `target`: its id and that label.
-fn held_with_other_label(
-    records: &StateDir,
-    own_id: &str,
-    path: &std::path::Path,
-    target: &str,
-) -> Option<(String, String)> {
-    records
-        .ids()
-        .into_iter()
-        .filter(|id| id != own_id)
-        .filter_map(|id| records.read(&id).ok().flatten())
-        .filter(|r| r.holder_alive())
-        .find_map(|r| {
-            r.volumes
-                .iter()
-                .filter(|v| v.source == path)
-                .find_map(|v| v.label.clone().filter(|l| l != target))
-                .map(|l| (r.id.clone(), l))
-        })
+    Ok(())
 }
 
 fn attrs_list(step: &MountStep) -> String {
