@@ -94,6 +94,8 @@ mod tests {
             label: None,
             access,
             exclusive_readers: readers,
+            owner: None,
+            idmap: false,
         }
     }
 

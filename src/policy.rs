@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
 use crate::annotations::{Relabel, Source, VolumeRequest};
-use crate::config::{Access, Config, RelabelPolicy, SelinuxMode};
+use crate::config::{Access, Config, OwnerChange, RelabelPolicy, SelinuxMode};
 use crate::error::{volume_subject, HookError};
 
 /// Where an approved volume's data lives.
@@ -44,6 +44,9 @@ pub struct ResolvedVolume {
     /// When to walk the volume for `z`/`Z` (`options.relabel`, which already
     /// carries the admin's default).
     pub relabel_policy: RelabelPolicy,
+    /// When to walk the volume for option `U`: the volume's own
+    /// `owner_change`, else the top-level one.
+    pub owner_change: OwnerChange,
 }
 
 pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
@@ -166,6 +169,11 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
     };
     options.relabel = selinux_mode(config, req, admin, &mut rule)?;
     let relabel_policy = admin.and_then(|v| v.relabel).unwrap_or(config.relabel);
+    let owner_change = name
+        .as_ref()
+        .and_then(|n| config.volumes.get(n))
+        .and_then(|v| v.owner_change)
+        .unwrap_or(config.owner_change);
     Ok(ResolvedVolume {
         spec: req.spec.clone(),
         name,
@@ -176,6 +184,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         exclusive_readers,
         rule,
         relabel_policy,
+        owner_change,
     })
 }
 
