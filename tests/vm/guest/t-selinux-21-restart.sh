@@ -18,10 +18,13 @@ check_not "restart: the hook did not walk" grep -Eq 'sel-big2.*relabelled' "$OVH
 sel_run sel-none c1,c2 "" 'true'; base=$TOOK
 echo "    runc run -> stopped -> deleted: first start (walk) ${first}s, restart ${second}s, no volume ${base}s"
 grep -E 'sel-big[12].*(relabelled|skipped)' "$OVH_SYSLOG" | sed 's/^/    log| /'
-# what the volume adds to a start, over a container without volumes
-check "restart adds under 1/5 of what the first start added" \
-  awk -v a="$first" -v b="$second" -v c="$base" 'BEGIN{exit !((b - c) * 5 < (a - c))}'
 for _ in 1 2 3 4 5; do "$OVH_HOOK" --log-level warn relabel --context "$(ovh_label c1,c2)" "$SEL_BIG"; done |
   tee "$OVH_WORK/skip.txt" | sed 's/^/    /'
 check "the skip itself (relabel command), 5 of 5" test "$(grep -c '^skipped' "$OVH_WORK/skip.txt")" = 5
+# The hook's own times: the first start's walk (from its log line) vs the skip (median of the 5 above). Whole
+# container start times under TCG swing by seconds with the host's load: printed above, not asserted.
+walk_ms=$(grep -E 'sel-big1.*relabelled .*selbig' "$OVH_SYSLOG" | sed -n 's/.*, \([0-9.]*\) ms$/\1/p' | tail -1)
+skip_ms=$(sed -n 's/.*(\([0-9.]*\) ms)$/\1/p' "$OVH_WORK/skip.txt" | sort -g | sed -n 3p)
+echo "    in the hook: first start walk ${walk_ms} ms, restart skip ${skip_ms} ms (median of 5)"
+check "restart: the skip costs under 1/100 of the walk" awk -v w="${walk_ms:-0}" -v s="${skip_ms:-1e9}" 'BEGIN{exit !(s * 100 < w)}'
 vm_done
