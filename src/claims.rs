@@ -91,6 +91,7 @@ mod tests {
                 read_only: ro,
                 ..Default::default()
             },
+            label: None,
             access,
             exclusive_readers: readers,
             owner: None,

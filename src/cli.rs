@@ -49,6 +49,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Relabel a volume directory as z/Z do (parallel walk, completion
+    /// marker, O(1) when already done); for admins and benchmarks
+    Relabel {
+        /// The volume directory (or file)
+        path: PathBuf,
+        /// The SELinux file context, e.g. system_u:object_r:container_file_t:s0:c1,c2
+        #[arg(long, value_name = "CONTEXT")]
+        context: String,
+        /// Walk even when the marker says a relabel to CONTEXT completed
+        #[arg(long)]
+        always: bool,
+        /// Walker threads [default: the CPUs available, at most 16]
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+    },
     /// List volumes (named, auto-created), their backend, owner, label and the running containers using them
     Volumes {
         #[command(subcommand)]

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hardening;
+pub mod label;
 pub mod log;
 pub mod mount;
 pub mod ns;

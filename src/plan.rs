@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::annotations::Relabel;
 use crate::bundle::Bundle;
-use crate::config::{Access, OwnerChange};
+use crate::config::{Access, OwnerChange, RelabelPolicy};
 use crate::error::{volume_subject, HookError};
 use crate::policy::{ResolvedSource, ResolvedVolume};
 
@@ -50,6 +51,9 @@ pub struct MountStep {
     /// Absolute path inside the container (resolved under `MountPlan::root`).
     pub dest: PathBuf,
     pub attrs: MountAttrs,
+    /// SELinux relabelling (`z`/`Z` or the admin's default), done in the
+    /// host mount namespace before the tree is cloned.
+    pub label: Option<LabelPlan>,
     pub access: Access,
     pub exclusive_readers: bool,
     /// Option `U`: give the volume's files to the container's user.
@@ -66,6 +70,14 @@ impl MountStep {
             SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
         }
     }
+}
+
+/// What to relabel a volume to and when. The context itself is computed at
+/// apply time (it depends on whether SELinux is enabled on the host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelPlan {
+    pub mode: Relabel,
+    pub policy: RelabelPolicy,
 }
 
 /// Option `U`: the on-disk owner every entry of the volume gets, and when
@@ -91,13 +103,6 @@ pub const NEW_VOLUME_MODE: u32 = 0o755;
 pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
-        // Parsed, but not applied yet: refuse rather than ignore it.
-        if v.options.relabel.is_some() {
-            return Err(HookError::failed(
-                volume_subject(&v.spec),
-                "option z/Z is not supported by this build",
-            ));
-        }
         let idmap = v.options.idmap;
         if idmap && !bundle.has_user_namespace() {
             return Err(HookError::invalid(
@@ -178,6 +183,10 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 nodev: v.options.nodev,
                 noexec: v.options.noexec,
             },
+            label: v.options.relabel.map(|mode| LabelPlan {
+                mode,
+                policy: v.relabel_policy,
+            }),
             access: v.access,
             exclusive_readers: v.exclusive_readers,
             owner,
@@ -279,6 +288,28 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn z_and_capital_z_become_label_steps() {
+        use crate::config::RelabelPolicy;
+        let p = plan("{}", "a:/a:Z;b:/b:z;c:/c").unwrap();
+        let labels: Vec<_> = p.steps.iter().map(|s| s.label).collect();
+        let on_change = RelabelPolicy::OnChange;
+        assert_eq!(
+            labels,
+            [
+                Some(LabelPlan {
+                    mode: Relabel::Private,
+                    policy: on_change
+                }),
+                Some(LabelPlan {
+                    mode: Relabel::Shared,
+                    policy: on_change
+                }),
+                None
+            ]
+        );
     }
 
     #[test]
@@ -388,11 +419,5 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("uidMappings"), "{e}");
         assert!(plan(json, "a:/a:idmap,U").is_ok());
-    }
-
-    #[test]
-    fn relabel_is_still_refused() {
-        let e = plan("{}", "a:/a:Z").unwrap_err();
-        assert!(e.to_string().contains("z/Z"), "{e}");
     }
 }

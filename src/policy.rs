@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
-use crate::annotations::{Source, VolumeRequest};
-use crate::config::{Access, Config, OwnerChange};
+use crate::annotations::{Relabel, Source, VolumeRequest};
+use crate::config::{Access, Config, OwnerChange, RelabelPolicy, SelinuxMode};
 use crate::error::{volume_subject, HookError};
 
 /// Where an approved volume's data lives.
@@ -41,6 +41,9 @@ pub struct ResolvedVolume {
     pub exclusive_readers: bool,
     /// Which rule allowed it, for `check` and logs.
     pub rule: String,
+    /// When to walk the volume for `z`/`Z` (`options.relabel`, which already
+    /// carries the admin's default).
+    pub relabel_policy: RelabelPolicy,
     /// When to walk the volume for option `U`: the volume's own
     /// `owner_change`, else the top-level one.
     pub owner_change: OwnerChange,
@@ -159,6 +162,13 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             (None, ResolvedSource::Host { path, allowed_by }, rule)
         }
     };
+    let mut rule = rule;
+    let admin = match &req.source {
+        Source::Named(n) => config.volumes.get(n),
+        _ => None,
+    };
+    options.relabel = selinux_mode(config, req, admin, &mut rule)?;
+    let relabel_policy = admin.and_then(|v| v.relabel).unwrap_or(config.relabel);
     let owner_change = name
         .as_ref()
         .and_then(|n| config.volumes.get(n))
@@ -173,7 +183,61 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         access,
         exclusive_readers,
         rule,
+        relabel_policy,
         owner_change,
+    })
+}
+
+/// The SELinux labelling of a volume: the annotation's z/Z, else the admin's
+/// `selinux` default; with `selinux_locked` an annotation may not weaken it
+/// (private > shared > none).
+fn selinux_mode(
+    config: &Config,
+    req: &VolumeRequest,
+    admin: Option<&crate::config::VolumeConfig>,
+    rule: &mut String,
+) -> Result<Option<Relabel>, HookError> {
+    let asked = req.options.relabel.map(|r| match r {
+        Relabel::Shared => SelinuxMode::Shared,
+        Relabel::Private => SelinuxMode::Private,
+    });
+    let default = admin.and_then(|v| v.selinux);
+    let name = |m: SelinuxMode| match m {
+        SelinuxMode::None => "none",
+        SelinuxMode::Shared => "shared",
+        SelinuxMode::Private => "private",
+    };
+    let mode = match (asked, default) {
+        (Some(a), Some(d)) if a < d && admin.is_some_and(|v| v.selinux_locked) => {
+            let vol = match &req.source {
+                Source::Named(n) => n.as_str(),
+                _ => "",
+            };
+            return Err(HookError::denied(
+                volume_subject(&req.spec),
+                format!(
+                    "[volumes.{vol}] in {} sets selinux = \"{}\" with selinux_locked = true; the annotation's {} would weaken it",
+                    config.origin,
+                    name(d),
+                    if a == SelinuxMode::Shared { "z" } else { "none" }
+                ),
+            )
+            .hint(format!(
+                "drop z from the annotation (the volume is labelled {} anyway), or ask the admin",
+                name(d)
+            )));
+        }
+        (Some(a), _) => a,
+        (None, Some(d)) => {
+            rule.push_str(&format!(" (selinux = \"{}\")", name(d)));
+            d
+        }
+        (None, None) => SelinuxMode::None,
+    };
+    Ok(match mode {
+        SelinuxMode::None => None,
+        SelinuxMode::Shared => Some(Relabel::Shared),
+        SelinuxMode::Private => Some(Relabel::Private),
     })
 }
 
@@ -284,6 +348,66 @@ mod tests {
             .unwrap()
             .rule
             .contains("existing volume"));
+    }
+
+    #[test]
+    fn selinux_admin_default_and_lock() {
+        use crate::annotations::Relabel;
+        use crate::config::{RelabelPolicy, SelinuxMode};
+        let t = tempfile::tempdir().unwrap();
+        let mut c = config(t.path());
+        c.relabel = RelabelPolicy::Always;
+        let vol = |mode, locked| VolumeConfig {
+            selinux: Some(mode),
+            selinux_locked: locked,
+            ..Default::default()
+        };
+        c.volumes
+            .insert("db".into(), vol(SelinuxMode::Private, true));
+        c.volumes
+            .insert("web".into(), vol(SelinuxMode::Private, false));
+        c.volumes.insert(
+            "cache".into(),
+            VolumeConfig {
+                selinux: Some(SelinuxMode::None),
+                selinux_locked: true,
+                relabel: Some(RelabelPolicy::OnChange),
+                ..Default::default()
+            },
+        );
+        // The admin default applies when the annotation says nothing.
+        let r = go(&c, "db:/db").unwrap();
+        assert_eq!(r.options.relabel, Some(Relabel::Private));
+        assert!(r.rule.contains("selinux = \"private\""), "{}", r.rule);
+        assert_eq!(r.relabel_policy, RelabelPolicy::Always);
+        // Locked: z would weaken private.
+        let e = go(&c, "db:/db:z").unwrap_err();
+        assert_eq!(e.class, Class::Denied);
+        let s = e.to_string();
+        assert!(
+            s.contains("[volumes.db]") && s.contains("selinux_locked = true"),
+            "{s}"
+        );
+        assert!(s.contains("/etc/oci-volume-hook/config.toml"), "{s}");
+        assert_eq!(
+            go(&c, "db:/db:Z").unwrap().options.relabel,
+            Some(Relabel::Private)
+        );
+        // Not locked: the annotation wins.
+        assert_eq!(
+            go(&c, "web:/w:z").unwrap().options.relabel,
+            Some(Relabel::Shared)
+        );
+        // Strengthening a locked "none" is fine; the volume's own relabel wins.
+        let r = go(&c, "cache:/c:Z").unwrap();
+        assert_eq!(r.options.relabel, Some(Relabel::Private));
+        assert_eq!(r.relabel_policy, RelabelPolicy::OnChange);
+        assert_eq!(go(&c, "cache:/c").unwrap().options.relabel, None);
+        // No admin entry: the annotation alone, the top-level relabel.
+        let r = go(&c, "other:/o:z").unwrap();
+        assert_eq!(r.options.relabel, Some(Relabel::Shared));
+        assert_eq!(r.relabel_policy, RelabelPolicy::Always);
+        assert_eq!(go(&c, "other:/o").unwrap().options.relabel, None);
     }
 
     #[test]

@@ -67,6 +67,12 @@ pub struct RecordVolume {
     /// The access mode the admin set (shared, exclusive, read-only).
     #[serde(default)]
     pub access: Access,
+    /// The SELinux context the hook gave the volume (z/Z), if any.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `label` is private to the container (Z).
+    #[serde(default)]
+    pub label_private: bool,
 }
 
 const WRITABLE: &str = "state_dir (default /run/oci-volume-hook) must be writable and not full";

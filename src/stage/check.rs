@@ -39,6 +39,8 @@ struct VolumeReport {
     destination: Option<String>,
     destination_state: Option<String>,
     options: Option<String>,
+    /// The SELinux decision: current label, target label, walk or not.
+    selinux: Option<String>,
     /// Option U: current and target owner, walk or skip.
     owner: Option<String>,
     /// Option idmap: whether the mount is idmapped.
@@ -110,6 +112,7 @@ pub fn run(
                                 destination: Some(step.dest.display().to_string()),
                                 destination_state: Some(dest_state),
                                 options: Some(resolved.options.to_list()),
+                                selinux: step.label.map(|l| describe_label(&bundle, step, l)),
                                 owner: Some(describe_owner(step)),
                                 idmap: Some(idmap),
                                 ..Default::default()
@@ -202,6 +205,39 @@ fn describe_source(s: &SourceStep) -> (String, bool) {
         ),
         (Err(e), _) => (format!("unusable: {e}"), false),
     }
+}
+
+fn describe_label(bundle: &Bundle, step: &plan::MountStep, l: plan::LabelPlan) -> String {
+    let mode = crate::label::mode_name(l.mode);
+    let target = match crate::label::target_context(bundle, l.mode) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return format!(
+                "{mode}: nothing to do, {}",
+                crate::label::selinux_enabled()
+                    .err()
+                    .unwrap_or_else(|| "SELinux is disabled".into())
+            )
+        }
+        Err(e) => return format!("{mode}: would fail: {}", e.why),
+    };
+    let path = source_path(&step.source);
+    let fd = match rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(_) => return format!("{mode}: target {target}; a new volume: would be walked (empty)"),
+    };
+    let d = crate::label::inspect(&fd, &target, l.policy);
+    format!(
+        "{mode}: current {}, target {target}, marker {}; walk: {} ({})",
+        d.current.as_deref().unwrap_or("(none)"),
+        d.marker.as_deref().unwrap_or("(none)"),
+        if d.walk { "would run" } else { "skipped, O(1)" },
+        d.reason
+    )
 }
 
 fn describe_owner(step: &MountStep) -> String {
@@ -313,6 +349,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("destination", &v.destination),
             ("  state", &v.destination_state),
             ("options", &v.options),
+            ("selinux", &v.selinux),
             ("owner", &v.owner),
             ("idmap", &v.idmap),
             ("why", &v.why),

@@ -1,10 +1,11 @@
 //! prestart / createRuntime: attach every requested volume, or fail closed.
 //!
 //! 1. decide: annotation → policy → plan (nothing touched yet);
-//! 2. claim: under the claims lock, check exclusive volumes against live
-//!    holders and write this container's record (a claim);
-//! 3. host namespace: open, create, give to the container's user (option
-//!    U), clone, set attributes and idmap (option idmap) each source;
+//! 2. claim: under the claims lock, check exclusive volumes and private (Z)
+//!    labels against live holders and write this container's record (a claim);
+//! 3. host namespace: open, create, relabel (z/Z), give to the container's
+//!    user (option U), clone, set attributes and idmap (option idmap) each
+//!    source;
 //! 4. container namespace: resolve each destination in the rootfs, attach;
 //! 5. mark the record attached — or remove it if anything failed.
 
@@ -12,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use log::{debug, info};
 
-use crate::annotations::{parse_annotation, ANNOTATION_KEY};
+use crate::annotations::{parse_annotation, Relabel, ANNOTATION_KEY};
 use crate::bundle::Bundle;
 use crate::claims;
 use crate::config::Config;
@@ -22,7 +23,7 @@ use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
 use crate::state::State;
-use crate::{mount, ns, owner, volume};
+use crate::{label, mount, ns, owner, volume, walk};
 
 pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -42,6 +43,17 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
             .hint("run `oci-volume-hook prestart` at the prestart or createRuntime stage only")
     })?;
 
+    // z/Z: the context each volume gets (None: no relabel, or SELinux off).
+    let labels =
+        plan.steps
+            .iter()
+            .map(|s| match s.label {
+                Some(l) => label::target_context(&bundle, l.mode)
+                    .map_err(|e| e.about(volume_subject(&s.spec))),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
     let mut record = Record {
@@ -55,25 +67,35 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         volumes: plan
             .steps
             .iter()
-            .map(|s| RecordVolume {
+            .zip(&labels)
+            .map(|(s, label)| RecordVolume {
                 spec: s.spec.clone(),
                 name: s.name.clone(),
                 source: s.source_key(),
                 dest: s.dest.clone(),
                 read_only: s.attrs.read_only,
                 access: s.access,
+                label: label.clone(),
+                label_private: label.is_some()
+                    && s.label.is_some_and(|l| l.mode == Relabel::Private),
             })
             .collect(),
     };
     {
         let _lock = records.lock()?;
-        let holders = claims::holders(&records.live_records(), &state.id);
-        for step in &plan.steps {
+        let live = records.live_records();
+        let holders = claims::holders(&live, &state.id);
+        for (step, label) in plan.steps.iter().zip(&labels) {
             claims::check(step, &holders)?;
+            if let (Some(target), Some(l)) = (label, step.label) {
+                if l.mode == Relabel::Private {
+                    private_label_free(step, target, &live, &state.id)?;
+                }
+            }
         }
         records.write(&record)?;
     }
-    match attach(&plan, pid) {
+    match attach(&plan, &labels, pid) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
                 v.source = source;
@@ -90,7 +112,11 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
 }
 
 /// Steps 3 and 4. Returns each volume's host path, in plan order.
-fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookError> {
+fn attach(
+    plan: &MountPlan,
+    labels: &[Option<String>],
+    pid: i32,
+) -> Result<Vec<std::path::PathBuf>, HookError> {
     // The container's user namespace, for idmapped volumes, opened while
     // /proc is still the host's.
     let userns = match plan.steps.iter().find(|s| s.idmap) {
@@ -107,11 +133,23 @@ fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookErr
     };
     let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
+    for (step, label) in plan.steps.iter().zip(labels) {
         let subject = volume_subject(&step.spec);
         let source = volume::open(&step.source).map_err(|e| e.about(&subject))?;
         if source.created {
             info!("created volume {}", source.path.display());
+        }
+        // Relabel here, in the host mount namespace and before setns: the
+        // walk's threads have all exited when it returns.
+        if let (Some(target), Some(l)) = (label, step.label) {
+            label::relabel(
+                &source.fd,
+                source.is_dir,
+                target,
+                l.policy,
+                walk::default_threads(),
+            )
+            .map_err(|e| e.about(&subject))?;
         }
         // Option U: in the host mount namespace, before setns (the walk's
         // threads are joined when it returns).
@@ -216,6 +254,36 @@ fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookErr
         );
     }
     Ok(prepared.into_iter().map(|(_, s, _)| s.path).collect())
+}
+
+/// Z: refuse a volume that another running container uses with another
+/// label (relabelling it would lock that container out).
+fn private_label_free(
+    step: &MountStep,
+    target: &str,
+    live: &[Record],
+    me: &str,
+) -> Result<(), HookError> {
+    let key = step.source_key();
+    for r in live.iter().filter(|r| r.id != me) {
+        let other = r
+            .volumes
+            .iter()
+            .filter(|v| v.source == key)
+            .find_map(|v| v.label.as_deref().filter(|l| *l != target));
+        if let Some(other) = other {
+            return Err(HookError::failed(
+                volume_subject(&step.spec),
+                format!(
+                    "{} is in use by running container {} with label {other}; relabelling it private (Z) to {target} would lock that container out",
+                    key.display(),
+                    crate::state::short_id(&r.id)
+                ),
+            )
+            .hint("use z to share the volume between containers, or stop the other container first"));
+        }
+    }
+    Ok(())
 }
 
 fn attrs_list(step: &MountStep) -> String {
