@@ -16,6 +16,7 @@ pub mod error;
 pub mod hardening;
 pub mod log;
 pub mod mount;
+pub mod nfs;
 pub mod ns;
 pub mod plan;
 pub mod policy;
