@@ -32,6 +32,8 @@ pub enum SourceStep {
     /// Open a host path and check, on the opened fd, that it is still under
     /// `allowed_by` (a symlink swapped in after the policy check is caught).
     Host { path: PathBuf, allowed_by: PathBuf },
+    /// Mount an NFS export (`nfs::mount`), within its deadline.
+    Nfs(crate::nfs::NfsStep),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +67,15 @@ pub const NEW_VOLUME_MODE: u32 = 0o755;
 pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
-        // Parsed, but not applied yet: refuse rather than ignore them.
+        let nfs = matches!(v.source, ResolvedSource::Nfs(_));
+        // Parsed, but not applied yet: refuse rather than ignore them
+        // (NFS volumes apply z/Z as context= and refuse U/idmap themselves).
         for (on, opt) in [
             (v.options.relabel.is_some(), "z/Z"),
             (v.options.chown, "U"),
             (v.options.idmap, "idmap"),
         ] {
-            if on {
+            if on && !nfs {
                 return Err(HookError::failed(
                     crate::error::volume_subject(&v.spec),
                     format!("option {opt} is not supported by this build"),
@@ -105,6 +109,12 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 path: path.clone(),
                 allowed_by: allowed_by.clone(),
             },
+            ResolvedSource::Nfs(n) => SourceStep::Nfs(crate::nfs::plan_step(
+                bundle,
+                n,
+                &v.options,
+                &crate::error::volume_subject(&v.spec),
+            )?),
         };
         steps.push(MountStep {
             spec: v.spec.clone(),
@@ -224,5 +234,42 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn nfs_steps_take_z_and_refuse_u_and_idmap() {
+        let c = Config {
+            allowed_nfs_servers: vec!["10.0.0.5".into()],
+            ..Config::default()
+        };
+        let b = bundle(r#"{"process":{"user":{"uid":1000,"gid":1000}}}"#);
+        let go = |ann: &str| {
+            let r = resolve(&c, &parse_annotation(ann).unwrap()[0]).unwrap();
+            build(&b, &[r])
+        };
+        let p = go("nfs://10.0.0.5/srv:/data:z,ro").unwrap();
+        match &p.steps[0].source {
+            SourceStep::Nfs(n) => {
+                assert_eq!((n.new_dir.uid, n.new_dir.gid), (1000, 1000));
+                assert!(p.steps[0].attrs.read_only);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = go("nfs://10.0.0.5/srv:/data:U").unwrap_err().to_string();
+        assert!(
+            e.contains("option U cannot be used on NFS volume 10.0.0.5:/srv"),
+            "{e}"
+        );
+        let e = go("nfs://10.0.0.5/srv:/data:idmap")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot idmap NFS"), "{e}");
+        let e = parse_annotation("nfs://10.0.0.5/srv:/data:vers=3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown option \"vers=3\"") && e.contains("admin"),
+            "{e}"
+        );
     }
 }

@@ -36,6 +36,8 @@ struct VolumeReport {
     destination: Option<String>,
     destination_state: Option<String>,
     options: Option<String>,
+    /// NFS: the mount the hook would make (type, source, options, deadline).
+    nfs_mount: Option<String>,
     why: Option<String>,
     hint: Option<String>,
 }
@@ -96,6 +98,20 @@ pub fn run(
                                 options: Some(resolved.options.to_list()),
                                 ..Default::default()
                             };
+                            if let SourceStep::Nfs(n) = &step.source {
+                                let d = crate::nfs::describe(n);
+                                v.source_state = Some(d.server);
+                                v.nfs_mount = Some(d.mount);
+                                if let Err(e) = d.resolved {
+                                    note(Class::Failed);
+                                    v.decision = "failed".into();
+                                    v.hint = e.hint;
+                                } else if n.context.is_none()
+                                    && Path::new("/sys/fs/selinux/enforce").exists()
+                                {
+                                    v.hint = Some(crate::nfs::boolean_note());
+                                }
+                            }
                             if !dest_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
@@ -137,11 +153,15 @@ fn source_path(s: &SourceStep) -> String {
     match s {
         SourceStep::Managed { root, name, .. } => root.join(name).display().to_string(),
         SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.display().to_string(),
+        SourceStep::Nfs(n) => format!("nfs {}", n.volume.display()),
     }
 }
 
 fn describe_source(s: &SourceStep) -> String {
     let path = source_path(s);
+    if let SourceStep::Nfs(_) = s {
+        return "NFS export (not mounted by check)".into();
+    }
     match (std::fs::symlink_metadata(&path), s) {
         (Ok(m), _) if m.file_type().is_symlink() => "a symlink: would be refused".into(),
         (Ok(m), _) if m.is_dir() => "exists (directory)".into(),
@@ -217,6 +237,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("destination", &v.destination),
             ("  state", &v.destination_state),
             ("options", &v.options),
+            ("nfs mount", &v.nfs_mount),
             ("why", &v.why),
             ("hint", &v.hint),
         ] {

@@ -8,12 +8,12 @@ use crate::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::bundle::Bundle;
 use crate::config::Config;
 use crate::error::{volume_subject, HookError};
-use crate::plan::{self, MountStep};
+use crate::plan::{self, MountStep, SourceStep};
 use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
 use crate::state::State;
-use crate::{mount, ns, volume};
+use crate::{mount, nfs, ns, volume};
 
 pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -41,6 +41,10 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         let subject = volume_subject(&step.spec);
+        if let SourceStep::Nfs(n) = &step.source {
+            prepared.push(nfs_source(step, n).map_err(|e| e.about(&subject))?);
+            continue;
+        }
         let source = volume::open(&step.source).map_err(|e| e.about(&subject))?;
         if source.created {
             info!("created volume {}", source.path.display());
@@ -108,6 +112,35 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     };
     records.write(&record)?;
     Ok(())
+}
+
+/// Mount an NFS export (host mount and network namespaces, within its
+/// deadline) and give the detached mount the volume's attributes.
+fn nfs_source<'a>(
+    step: &'a MountStep,
+    n: &nfs::NfsStep,
+) -> Result<(&'a MountStep, volume::Source, OwnedFd), HookError> {
+    if n.context.is_none() && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        log::warn!("{}: {}", volume_subject(&step.spec), nfs::boolean_note());
+    }
+    let m = nfs::mount(n)?;
+    mount::set_attrs(m.tree.as_fd(), &step.attrs)
+        .map_err(|e| HookError::failed("", format!("mount_setattr {}: {e}", m.display)))?;
+    if m.created {
+        info!("created sub-directory {}", m.display);
+    }
+    info!("mounted NFS {} ({})", m.display, m.options);
+    let fd = m
+        .tree
+        .try_clone()
+        .map_err(|e| HookError::failed("", format!("dup: {e}")))?;
+    let source = volume::Source {
+        fd,
+        path: format!("nfs:{}", m.display).into(),
+        is_dir: true,
+        created: m.created,
+    };
+    Ok((step, source, m.tree))
 }
 
 fn attrs_list(step: &MountStep) -> String {
