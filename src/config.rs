@@ -84,6 +84,10 @@ pub struct VolumeConfig {
     pub owner_change: Option<OwnerChange>,
     #[serde(default)]
     pub access: Access,
+    /// With `access = "exclusive"`: read-only users may attach while a
+    /// writer holds the volume (and a writer may attach beside readers).
+    #[serde(default)]
+    pub exclusive_readers: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,7 +119,7 @@ pub enum OwnerChange {
 }
 
 /// Who may attach a volume at once.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
     #[default]

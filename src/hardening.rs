@@ -28,3 +28,61 @@ pub fn leave_cwd() -> io::Result<()> {
     rustix::process::chdir("/")?;
     Ok(())
 }
+
+/// What a stage may still do once its input is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Mount (SYS_ADMIN), enter the mount namespace (SYS_ADMIN + SYS_CHROOT),
+    /// open another user's /proc/PID/ns (SYS_PTRACE), create and chown
+    /// volumes and mount points (CHOWN, FOWNER, FSETID, DAC_*), build a user
+    /// namespace for idmap (SETUID, SETGID), stop a stuck NFS mount child (KILL).
+    Attach,
+    /// Read records, volumes and their xattrs (trusted.* needs SYS_ADMIN).
+    Inspect,
+}
+
+/// Keep only the capabilities `stage` needs: the effective, permitted and
+/// bounding sets lose the rest, the inheritable and ambient sets are emptied.
+/// A process that has fewer to begin with (not root) keeps what it has.
+pub fn drop_capabilities(stage: Stage) -> Result<(), caps::errors::CapsError> {
+    use caps::{CapSet, Capability as C, CapsHashSet};
+    let wanted: &[C] = match stage {
+        Stage::Attach => &[
+            C::CAP_SYS_ADMIN,
+            C::CAP_SYS_CHROOT,
+            C::CAP_SYS_PTRACE,
+            C::CAP_CHOWN,
+            C::CAP_FOWNER,
+            C::CAP_FSETID,
+            C::CAP_DAC_OVERRIDE,
+            C::CAP_DAC_READ_SEARCH,
+            C::CAP_SETUID,
+            C::CAP_SETGID,
+            C::CAP_KILL,
+        ],
+        Stage::Inspect => &[
+            C::CAP_SYS_ADMIN,
+            C::CAP_DAC_OVERRIDE,
+            C::CAP_DAC_READ_SEARCH,
+            C::CAP_SYS_PTRACE,
+        ],
+    };
+    let permitted = caps::read(None, CapSet::Permitted)?;
+    let keep: CapsHashSet = wanted
+        .iter()
+        .copied()
+        .filter(|c| permitted.contains(c))
+        .collect();
+    for cap in caps::read(None, CapSet::Bounding)? {
+        if !keep.contains(&cap) {
+            // Needs CAP_SETPCAP; without it the bounding set stays as it is
+            // (no_new_privs already stops gaining privileges through exec).
+            let _ = caps::drop(None, CapSet::Bounding, cap);
+        }
+    }
+    caps::clear(None, CapSet::Ambient).ok();
+    caps::clear(None, CapSet::Inheritable)?;
+    caps::set(None, CapSet::Effective, &keep)?;
+    caps::set(None, CapSet::Permitted, &keep)?;
+    Ok(())
+}

@@ -10,6 +10,7 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::bundle::Bundle;
+use crate::config::Access;
 use crate::error::HookError;
 use crate::policy::{ResolvedSource, ResolvedVolume};
 
@@ -51,6 +52,21 @@ pub struct MountStep {
     /// Absolute path inside the container (resolved under `MountPlan::root`).
     pub dest: PathBuf,
     pub attrs: MountAttrs,
+    pub access: Access,
+    pub exclusive_readers: bool,
+}
+
+impl MountStep {
+    /// What identifies the volume's data for access claims: its host path.
+    pub fn source_key(&self) -> PathBuf {
+        match &self.source {
+            SourceStep::Managed { root, name, .. } => root.join(name),
+            SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
+            // The export (and sub-directory) on its server: claims on one
+            // host only see this host's containers.
+            SourceStep::Nfs(n) => PathBuf::from(format!("nfs:{}", n.volume.display())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +143,8 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 nodev: v.options.nodev,
                 noexec: v.options.noexec,
             },
+            access: v.access,
+            exclusive_readers: v.exclusive_readers,
         });
     }
     steps.sort_by(|a, b| {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
 use crate::annotations::{Source, VolumeRequest};
-use crate::config::Config;
+use crate::config::{Access, Config};
 use crate::error::{volume_subject, HookError};
 use crate::nfs::{NfsOptions, NfsVolume};
 
@@ -40,6 +40,9 @@ pub struct ResolvedVolume {
     pub source: ResolvedSource,
     pub dest: PathBuf,
     pub options: Options,
+    /// Who may attach it at once (admin-defined volumes only; else shared).
+    pub access: Access,
+    pub exclusive_readers: bool,
     /// Which rule allowed it, for `check` and logs.
     pub rule: String,
 }
@@ -47,6 +50,7 @@ pub struct ResolvedVolume {
 pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
     let subject = volume_subject(&req.spec);
     let mut options = req.options;
+    let (mut access, mut exclusive_readers) = (Access::Shared, false);
     let (name, source, rule) = match &req.source {
         Source::Named(name) => match config.volumes.get(name) {
             Some(v) => {
@@ -54,6 +58,15 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                 if v.read_only {
                     options.read_only = true;
                     rule.push_str(" (read_only = true)");
+                }
+                (access, exclusive_readers) = (v.access, v.exclusive_readers);
+                match v.access {
+                    Access::ReadOnly => {
+                        options.read_only = true;
+                        rule.push_str(" (access = read-only)");
+                    }
+                    Access::Exclusive => rule.push_str(" (access = exclusive)"),
+                    Access::Shared => {}
                 }
                 let source = match (&v.path, &v.nfs) {
                     (Some(path), _) => ResolvedSource::Admin { path: path.clone() },
@@ -151,6 +164,8 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         source,
         dest: req.dest.clone(),
         options,
+        access,
+        exclusive_readers,
         rule,
     })
 }

@@ -10,6 +10,7 @@ use rustix::fs::{openat, renameat, unlinkat, AtFlags, Mode, OFlags, CWD};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Access;
 use crate::error::HookError;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,7 +21,40 @@ pub struct Record {
     /// Seconds since the epoch when prestart attached the volumes.
     pub attached_at: u64,
     pub pid: Option<i32>,
+    /// The pid's start time (clock ticks since boot, /proc/PID/stat field
+    /// 22): a recycled pid is not the holder.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// false while prestart is still attaching (the record is then a claim).
+    #[serde(default = "yes")]
+    pub attached: bool,
     pub volumes: Vec<RecordVolume>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Record {
+    /// Is the container that wrote this record still there? Its pid must
+    /// exist with the same start time. Records without a pid (should not
+    /// happen) count as alive: never steal a claim on a guess.
+    pub fn holder_alive(&self) -> bool {
+        match (self.pid, self.pid_start) {
+            (Some(pid), Some(start)) => pid_start_time(pid) == Some(start),
+            (Some(pid), None) => pid_start_time(pid).is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// Start time of a process (field 22 of /proc/PID/stat), `None` if gone.
+pub fn pid_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and ')': fields restart
+    // after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,6 +64,9 @@ pub struct RecordVolume {
     pub source: PathBuf,
     pub dest: PathBuf,
     pub read_only: bool,
+    /// The access mode the admin set (shared, exclusive, read-only).
+    #[serde(default)]
+    pub access: Access,
 }
 
 /// The open `state_dir/containers` directory. Opened before the hook enters
@@ -126,6 +163,48 @@ impl StateDir {
         })
     }
 
+    /// Take the claims lock (`containers/.lock`, flock): held while claims
+    /// are checked and written, released on drop.
+    pub fn lock(&self) -> Result<OwnedFd, HookError> {
+        let fail = |e: &dyn std::fmt::Display| {
+            HookError::failed(
+                "state_dir",
+                format!("lock {}/.lock: {e}", self.path.display()),
+            )
+        };
+        let fd = openat(
+            &self.dir,
+            ".lock",
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| fail(&e))?;
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive).map_err(|e| fail(&e))?;
+        Ok(fd)
+    }
+
+    /// Records of containers that are still alive; stale ones (their holder
+    /// is gone without a poststop) are removed and logged.
+    pub fn live_records(&self) -> Vec<Record> {
+        let mut live = Vec::new();
+        for id in self.ids() {
+            match self.read(&id) {
+                Ok(Some(r)) if r.holder_alive() => live.push(r),
+                Ok(Some(r)) => {
+                    log::info!(
+                        "recovered the claims of container {} (pid {:?} is gone without a poststop)",
+                        crate::state::short_id(&r.id),
+                        r.pid
+                    );
+                    let _ = self.remove(&id);
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+        live
+    }
+
     /// Remove a record; `false` when there was none.
     pub fn remove(&self, id: &str) -> Result<bool, HookError> {
         let name = file_name(id);
@@ -208,6 +287,31 @@ mod tests {
     }
 
     #[test]
+    fn liveness_uses_the_start_time() {
+        let me = std::process::id() as i32;
+        let start = pid_start_time(me).expect("our own start time");
+        let mut r = Record {
+            id: "x".into(),
+            bundle: "/b".into(),
+            root: "/r".into(),
+            attached_at: 0,
+            pid: Some(me),
+            pid_start: Some(start),
+            attached: true,
+            volumes: vec![],
+        };
+        assert!(r.holder_alive());
+        r.pid_start = Some(start + 1);
+        assert!(!r.holder_alive(), "a recycled pid is not the holder");
+        r.pid = Some(i32::MAX);
+        r.pid_start = None;
+        assert!(!r.holder_alive());
+        // An old record without these fields still decodes.
+        let old: Record = serde_json::from_str(r#"{"id":"a","bundle":"/b","root":"/r","attached_at":1,"pid":null,"volumes":[{"spec":"a:/a","name":"a","source":"/v/a","dest":"/a","read_only":false}]}"#).unwrap();
+        assert!(old.attached && old.holder_alive());
+    }
+
+    #[test]
     fn write_read_remove_twice() {
         let t = tempfile::tempdir().unwrap();
         assert!(StateDir::open(t.path(), false).unwrap().is_none());
@@ -218,6 +322,8 @@ mod tests {
             root: "/b/rootfs".into(),
             attached_at: 1,
             pid: Some(5),
+            pid_start: None,
+            attached: true,
             volumes: vec![],
         };
         sd.write(&r).unwrap();

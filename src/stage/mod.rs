@@ -15,6 +15,7 @@ use crate::bundle::Bundle;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::error::HookError;
+use crate::hardening::Stage;
 use crate::state::State;
 
 pub fn run(cli: Cli) -> Result<(), HookError> {
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             crate::hardening::leave_cwd()
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
             let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(Stage::Attach)?;
             prestart::run(&config, &state)
         }
         Command::Poststop => {
@@ -41,6 +43,9 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
                 log::warn!("{e}; using the default state_dir to release the container");
                 Config::default()
             });
+            if let Err(e) = drop_caps(Stage::Inspect) {
+                log::warn!("{e}");
+            }
             poststop::run(&config, &state);
             Ok(())
         }
@@ -51,6 +56,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
         } => {
             let bundle = absolute(&bundle)?;
             let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(Stage::Inspect)?;
             check::run(&config, &bundle, &annotations, format)
         }
         Command::Completions { shell } => {
@@ -60,6 +66,11 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
                 .map_err(|e| HookError::failed("completions", e.to_string()))
         }
     }
+}
+
+fn drop_caps(stage: Stage) -> Result<(), HookError> {
+    crate::hardening::drop_capabilities(stage)
+        .map_err(|e| HookError::failed("hook", format!("dropping capabilities: {e}")))
 }
 
 fn absolute(p: &std::path::Path) -> Result<PathBuf, HookError> {

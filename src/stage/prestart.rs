@@ -1,4 +1,11 @@
 //! prestart / createRuntime: attach every requested volume, or fail closed.
+//!
+//! 1. decide: annotation → policy → plan (nothing touched yet);
+//! 2. claim: under the claims lock, check exclusive volumes against live
+//!    holders and write this container's record (a claim);
+//! 3. host namespace: open, create, clone and set attributes of each source;
+//! 4. container namespace: resolve each destination in the rootfs, attach;
+//! 5. mark the record attached — or remove it if anything failed.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -6,9 +13,10 @@ use log::{debug, info};
 
 use crate::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::bundle::Bundle;
+use crate::claims;
 use crate::config::Config;
 use crate::error::{volume_subject, HookError};
-use crate::plan::{self, MountStep, SourceStep};
+use crate::plan::{self, MountPlan, MountStep, SourceStep};
 use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
@@ -33,10 +41,55 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
             .hint("run `oci-volume-hook prestart` at the prestart or createRuntime stage only")
     })?;
 
-    // In the host mount namespace: the record directory, and every source
-    // opened, cloned and given its attributes.
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
+    let mut record = Record {
+        id: state.id.clone(),
+        bundle: bundle.dir.clone(),
+        root: plan.root.clone(),
+        attached_at: record::now(),
+        pid: Some(pid),
+        pid_start: record::pid_start_time(pid),
+        attached: false,
+        volumes: plan
+            .steps
+            .iter()
+            .map(|s| RecordVolume {
+                spec: s.spec.clone(),
+                name: s.name.clone(),
+                source: s.source_key(),
+                dest: s.dest.clone(),
+                read_only: s.attrs.read_only,
+                access: s.access,
+            })
+            .collect(),
+    };
+    {
+        let _lock = records.lock()?;
+        let holders = claims::holders(&records.live_records(), &state.id);
+        for step in &plan.steps {
+            claims::check(step, &holders)?;
+        }
+        records.write(&record)?;
+    }
+    match attach(&plan, pid) {
+        Ok(sources) => {
+            for (v, source) in record.volumes.iter_mut().zip(sources) {
+                v.source = source;
+            }
+            record.attached = true;
+            records.write(&record)
+        }
+        Err(e) => {
+            // No container will run: release the claim now.
+            let _ = records.remove(&state.id);
+            Err(e)
+        }
+    }
+}
+
+/// Steps 3 and 4. Returns each volume's host path, in plan order.
+fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookError> {
     let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
@@ -64,8 +117,6 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         prepared.push((step, source, tree));
     }
 
-    // In the container's mount namespace: mount points resolved inside the
-    // rootfs, trees attached onto them.
     ns::enter_mount_ns(pid).map_err(|e| {
         HookError::failed(
             "container",
@@ -92,26 +143,7 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
             attrs_list(step)
         );
     }
-
-    let record = Record {
-        id: state.id.clone(),
-        bundle: bundle.dir.clone(),
-        root: plan.root.clone(),
-        attached_at: record::now(),
-        pid: Some(pid),
-        volumes: prepared
-            .iter()
-            .map(|(step, source, _)| RecordVolume {
-                spec: step.spec.clone(),
-                name: step.name.clone(),
-                source: source.path.clone(),
-                dest: step.dest.clone(),
-                read_only: step.attrs.read_only,
-            })
-            .collect(),
-    };
-    records.write(&record)?;
-    Ok(())
+    Ok(prepared.into_iter().map(|(_, s, _)| s.path).collect())
 }
 
 /// Mount an NFS export (host mount and network namespaces, within its

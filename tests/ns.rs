@@ -1,0 +1,349 @@
+//! Namespace tier (root): the hook attaches volumes into a real private
+//! mount namespace, as a runtime's createRuntime would, and a process that
+//! swaps a directory for a symlink while the hook runs (the CVE-2021-30465
+//! pattern) never gets a mount or a mkdir outside the rootfs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+
+/// A stand-in container: a process in its own private mount namespace.
+struct Container(Child);
+
+impl Container {
+    fn start() -> Container {
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "120"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) is needed");
+        // Wait until the child has exec'd sleep inside its new namespace.
+        let pid = child.id();
+        let container = Container(child);
+        for _ in 0..200 {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" && ns != std::fs::read_link("/proc/self/ns/mnt").ok() {
+                return container;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the stand-in container did not start");
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// (mount point, options) of every mount in the container's namespace.
+    fn mounts(&self) -> Vec<(PathBuf, String)> {
+        std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid()))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (PathBuf::from(f[4]), f[5].to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn prestart(cfg: &Path, id: &str, bundle: &Path, pid: i32, ann: &str) -> Run {
+    run(
+        &["--config", cfg.to_str().unwrap(), "prestart"],
+        &state(id, bundle, Some(pid), Some(ann)),
+    )
+}
+
+#[test]
+fn attaches_into_the_container_namespace_only() {
+    if !need_root("attaches_into_the_container_namespace_only") {
+        return;
+    }
+    let s = Scratch::new();
+    let file = s.path().join("motd");
+    std::fs::write(&file, "hi").unwrap();
+    let cfg = s.config(&format!("[volumes.motd]\npath = \"{}\"\n", file.display()));
+    let b = s.bundle("b", None);
+    let root = b.join("rootfs");
+    let c = Container::start();
+    let r = prestart(
+        &cfg,
+        "ns1",
+        &b,
+        c.pid(),
+        "data:/data;logs:/data/logs:ro,noexec;motd:/etc/motd:ro",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+    let mounts = c.mounts();
+    let find = |p: &str| {
+        mounts
+            .iter()
+            .find(|(m, _)| m == &root.join(p))
+            .map(|(_, o)| o.clone())
+    };
+    let data = find("data").expect("data mounted");
+    assert!(data.starts_with("rw,nosuid,nodev"), "{data}");
+    let logs = find("data/logs").expect("logs mounted on top of data");
+    assert!(logs.starts_with("ro,nosuid,nodev,noexec"), "{logs}");
+    assert!(find("etc/motd").expect("file volume").starts_with("ro"));
+    // The mount point for the nested volume was made inside the data volume.
+    assert!(s.path().join("vols/data/logs").is_dir());
+    // Invisible on the host.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host.contains(root.to_str().unwrap()),
+        "mount leaked to the host"
+    );
+    // The record exists; poststop removes it.
+    assert!(s.path().join("run/containers/ns1.json").exists());
+    let r = run(
+        &["--config", cfg.to_str().unwrap(), "poststop"],
+        &state("ns1", &b, None, None),
+    );
+    assert_eq!(r.code, 0);
+    assert!(!s.path().join("run/containers/ns1.json").exists());
+}
+
+#[test]
+fn symlinks_in_the_image_are_refused_and_the_host_is_unchanged() {
+    if !need_root("symlinks_in_the_image_are_refused_and_the_host_is_unchanged") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let root = b.join("rootfs");
+    let escape = s.path().join("escape");
+    std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../../../../../../../../..".to_string() + escape.to_str().unwrap(),
+        root.join("rel"),
+    )
+    .unwrap();
+    std::fs::create_dir(root.join("dir")).unwrap();
+    std::os::unix::fs::symlink("/", root.join("dir/up")).unwrap();
+    let c = Container::start();
+    for (dest, link) in [
+        ("/abs", "/abs"),
+        ("/abs/x", "/abs"),
+        ("/rel/x/y", "/rel"),
+        ("/dir/up/tmp", "/dir/up"),
+    ] {
+        let r = prestart(&cfg, "ns2", &b, c.pid(), &format!("v:{dest}"));
+        assert_eq!(r.code, 1, "{dest}: {}", r.stderr);
+        assert_one_line(&r, "ns2", &format!("{link} is a symlink in the image"));
+    }
+    assert!(!escape.exists(), "created outside the rootfs");
+    assert!(!Path::new("/etc/x").exists());
+    assert!(
+        c.mounts().iter().all(|(m, _)| !m.starts_with(&root)),
+        "nothing mounted"
+    );
+    assert!(
+        !s.path().join("run/containers/ns2.json").exists(),
+        "no record for a failed start"
+    );
+}
+
+#[test]
+fn symlink_exchange_race_never_escapes() {
+    if !need_root("symlink_exchange_race_never_escapes") {
+        return;
+    }
+    let iterations: usize = std::env::var("OVH_RACE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let root = b.join("rootfs");
+    let outside = s.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::create_dir(root.join("swap")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("swap-link")).unwrap();
+    // The attacker: exchange /swap (a directory) and /swap-link (a symlink
+    // out of the rootfs) as fast as it can.
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker = {
+        let stop = stop.clone();
+        let root = root.clone();
+        std::thread::spawn(move || {
+            let dir = rustix::fs::open(
+                &root,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap();
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    &dir,
+                    "swap",
+                    &dir,
+                    "swap-link",
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut attached, mut refused, mut escapes) = (0, 0, 0);
+    for i in 0..iterations {
+        let c = Container::start();
+        let r = prestart(&cfg, &format!("race{i}"), &b, c.pid(), "v:/swap/sub");
+        match r.code {
+            0 => attached += 1,
+            1 => refused += 1,
+            other => panic!("unexpected exit {other}: {}", r.stderr),
+        }
+        // Every mount must be inside the rootfs, on the real directory.
+        for (m, _) in c.mounts() {
+            if m.ends_with("sub") && !m.starts_with(&root) {
+                escapes += 1;
+            }
+        }
+        if outside.join("sub").exists() {
+            escapes += 1;
+            std::fs::remove_dir(outside.join("sub")).ok();
+        }
+        let _ = run(
+            &["--config", cfg.to_str().unwrap(), "poststop"],
+            &state(&format!("race{i}"), &b, None, None),
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = attacker.join().unwrap();
+    eprintln!("race: {iterations} iterations, {swaps} swaps, {attached} attached, {refused} refused, {escapes} escapes");
+    assert_eq!(escapes, 0);
+    assert_eq!(attached + refused, iterations);
+    assert!(
+        swaps > iterations as u64,
+        "the attacker must actually have raced"
+    );
+}
+
+/// Start `n` hooks at once, each for its own stand-in container.
+fn concurrent_prestarts(
+    cfg: &Path,
+    b: &Path,
+    prefix: &str,
+    n: usize,
+    ann: &str,
+) -> (Vec<Container>, Vec<Run>) {
+    let containers: Vec<Container> = (0..n).map(|_| Container::start()).collect();
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (cfg, b, ann, pid, barrier) = (
+                cfg.to_path_buf(),
+                b.to_path_buf(),
+                ann.to_string(),
+                c.pid(),
+                barrier.clone(),
+            );
+            let id = format!("{prefix}{i}");
+            std::thread::spawn(move || {
+                barrier.wait();
+                prestart(&cfg, &id, &b, pid, &ann)
+            })
+        })
+        .collect();
+    let runs = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    (containers, runs)
+}
+
+#[test]
+fn twenty_at_once_on_one_auto_created_volume() {
+    if !need_root("twenty_at_once_on_one_auto_created_volume") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("");
+    let b = s.bundle("b", None);
+    let (containers, runs) = concurrent_prestarts(&cfg, &b, "auto", 20, "fresh:/data");
+    let ok = runs.iter().filter(|r| r.code == 0).count();
+    for r in &runs {
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(ok, 20);
+    let vols: Vec<_> = std::fs::read_dir(s.path().join("vols")).unwrap().collect();
+    assert_eq!(vols.len(), 1, "exactly one volume directory");
+    for c in &containers {
+        assert!(c.mounts().iter().any(|(m, _)| m == &b.join("rootfs/data")));
+    }
+    eprintln!("auto-create: 20 concurrent starts, {ok} attached, 1 volume directory");
+}
+
+#[test]
+fn exclusive_volume_has_exactly_one_writer_and_recovers_dead_holders() {
+    if !need_root("exclusive_volume_has_exactly_one_writer_and_recovers_dead_holders") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("[volumes.db]\naccess = \"exclusive\"\n");
+    let b = s.bundle("b", None);
+    let (mut containers, runs) = concurrent_prestarts(&cfg, &b, "excl", 20, "db:/db");
+    let winners: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].code == 0).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one must win: {:?}",
+        runs.iter().map(|r| r.code).collect::<Vec<_>>()
+    );
+    for (i, r) in runs.iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(r.code, 1);
+            assert!(
+                r.stderr.contains("is exclusive and container"),
+                "{}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&format!("excl{}", winners[0])),
+                "names the holder: {}",
+                r.stderr
+            );
+        }
+    }
+    let records = std::fs::read_dir(s.path().join("run/containers"))
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(records, 1, "losers leave no record");
+    eprintln!("exclusive: 20 concurrent starts, 1 attached, 19 refused");
+    // The holder dies without a poststop (crashed runtime): its claim is recovered.
+    let holder = containers.remove(winners[0]);
+    drop(holder);
+    let c = Container::start();
+    let r = prestart(&cfg, "after", &b, c.pid(), "db:/db");
+    assert_eq!(r.code, 0, "stale claim not recovered: {}", r.stderr);
+    assert!(!s
+        .path()
+        .join(format!("run/containers/excl{}.json", winners[0]))
+        .exists());
+}
