@@ -648,13 +648,26 @@ pub struct Mounted {
     pub created: bool,
 }
 
+/// Total time the hook gives all NFS mounts of one container: inside the
+/// hooks.d `timeout` of 120 s, so that the hook, not the runtime, reports a
+/// stuck server (with the server, the volume and the deadline named).
+pub const BUDGET: Duration = Duration::from_secs(110);
+
 /// Resolve, mount and (with subdir) open the sub-directory, all within the
-/// volume's deadline. Runs in the host's mount and network namespaces.
-pub fn mount(step: &NfsStep) -> Result<Mounted, HookError> {
+/// volume's deadline, and never after `not_after` (the hook's [`BUDGET`]).
+/// Runs in the host's mount and network namespaces.
+pub fn mount(step: &NfsStep, not_after: Instant) -> Result<Mounted, HookError> {
     let v = &step.volume;
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(v.timeout);
+    let own = start + Duration::from_secs(v.timeout);
+    let deadline = own.min(not_after);
+    let limit = Limit {
+        secs: deadline.saturating_duration_since(start).as_secs_f64(),
+        capped: deadline < own,
+        start,
+    };
     let server = resolve(v)?;
+    let resolved_in = start.elapsed();
     let client = if v.options.version == Version::V4_0 {
         Some(client_addr(server).map_err(|e| {
             HookError::failed(
@@ -719,14 +732,28 @@ pub fn mount(step: &NfsStep) -> Result<Mounted, HookError> {
                 );
                 nosharecache = true;
             }
-            Err(e) => return Err(explain(step, server, &options, e)),
+            Err(e) => return Err(explain(step, server, &options, &limit, resolved_in, e)),
         }
     }
 }
 
 /// Turn a failed mount into a message naming the server, the export, the
 /// option string and what to do.
-fn explain(step: &NfsStep, server: SocketAddr, options: &str, e: MountError) -> HookError {
+/// The deadline a mount ran under, for messages.
+struct Limit {
+    secs: f64,
+    capped: bool,
+    start: Instant,
+}
+
+fn explain(
+    step: &NfsStep,
+    server: SocketAddr,
+    options: &str,
+    limit: &Limit,
+    resolved_in: Duration,
+    e: MountError,
+) -> HookError {
     let v = &step.volume;
     let at = format!(
         "NFS mount of {} from server {} ({})",
@@ -738,8 +765,20 @@ fn explain(step: &NfsStep, server: SocketAddr, options: &str, e: MountError) -> 
         MountError::TimedOut => HookError::failed(
             "",
             format!(
-                "{at} did not complete within the deadline of {} s ({}); the mount was abandoned and the container not started",
-                v.timeout, v.timeout_rule
+                "{at} did not complete within the deadline of {} s ({}{}{}); the mount was abandoned after {:.1} s and the container not started",
+                format_secs(limit.secs),
+                v.timeout_rule,
+                if limit.capped {
+                    format!(", capped by the hook's budget of {} s for all NFS mounts of a container, inside the hooks.d timeout of 120 s", BUDGET.as_secs())
+                } else {
+                    String::new()
+                },
+                if resolved_in >= Duration::from_millis(500) {
+                    format!("; resolving the name took {:.1} s of it", resolved_in.as_secs_f64())
+                } else {
+                    String::new()
+                },
+                limit.start.elapsed().as_secs_f64()
             ),
         )
         .hint(format!(
@@ -779,6 +818,14 @@ fn explain(step: &NfsStep, server: SocketAddr, options: &str, e: MountError) -> 
             HookError::failed("", format!("{at}: {}: {errno}{log}", stage.what()))
                 .hint(hint)
         }
+    }
+}
+
+fn format_secs(s: f64) -> String {
+    if (s - s.round()).abs() < 0.05 {
+        format!("{}", s.round() as u64)
+    } else {
+        format!("{s:.1}")
     }
 }
 

@@ -92,10 +92,11 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
 fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookError> {
     let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
+    let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
     for step in &plan.steps {
         let subject = volume_subject(&step.spec);
         if let SourceStep::Nfs(n) = &step.source {
-            prepared.push(nfs_source(step, n).map_err(|e| e.about(&subject))?);
+            prepared.push(nfs_source(step, n, nfs_not_after).map_err(|e| e.about(&subject))?);
             continue;
         }
         let source = volume::open(&step.source).map_err(|e| e.about(&subject))?;
@@ -151,11 +152,12 @@ fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookErr
 fn nfs_source<'a>(
     step: &'a MountStep,
     n: &nfs::NfsStep,
+    not_after: std::time::Instant,
 ) -> Result<(&'a MountStep, volume::Source, OwnedFd), HookError> {
     if n.context.is_none() && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
         log::warn!("{}: {}", volume_subject(&step.spec), nfs::boolean_note());
     }
-    let m = nfs::mount(n)?;
+    let m = nfs::mount(n, not_after)?;
     mount::set_attrs(m.tree.as_fd(), &step.attrs)
         .map_err(|e| HookError::failed("", format!("mount_setattr {}: {e}", m.display)))?;
     if m.created {
