@@ -49,10 +49,30 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// List volumes (named, auto-created), their backend, owner, label and the running containers using them
+    Volumes {
+        #[command(subcommand)]
+        command: Option<VolumesCommand>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+        format: Format,
+        /// Also compute each volume's size on disk (walks the volumes)
+        #[arg(long, global = true)]
+        size: bool,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumesCommand {
+    /// Show one volume in detail
+    Inspect {
+        /// The volume name
+        name: String,
     },
 }
 

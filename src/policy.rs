@@ -148,8 +148,16 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             (None, ResolvedSource::Nfs(volume), rule)
         }
         Source::HostPath(path) => {
-            let (path, allowed_by) =
-                allowed_host_path(config, path).map_err(|e| e.about(subject))?;
+            let (path, allowed_by) = allowed_host_path(config, path).map_err(|e| {
+                let e = e.about(subject);
+                match e.class {
+                    crate::error::Class::Denied => e.hint(format!(
+                        "ask the admin to add it to allowed_host_paths, or use a named volume such as \"myapp:{}\"",
+                        req.dest.display()
+                    )),
+                    _ => e,
+                }
+            })?;
             let rule = format!(
                 "allowed_host_paths entry {} in {}",
                 allowed_by.display(),

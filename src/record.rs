@@ -69,6 +69,8 @@ pub struct RecordVolume {
     pub access: Access,
 }
 
+const WRITABLE: &str = "state_dir (default /run/oci-volume-hook) must be writable and not full";
+
 /// The open `state_dir/containers` directory. Opened before the hook enters
 /// the container's mount namespace, so writes through it land on the host.
 pub struct StateDir {
@@ -81,8 +83,7 @@ impl StateDir {
     pub fn open(state_dir: &Path, create: bool) -> Result<Option<StateDir>, HookError> {
         let path = state_dir.join("containers");
         let fail = |e: &dyn std::fmt::Display| {
-            HookError::failed("state_dir", format!("{}: {e}", path.display()))
-                .hint("state_dir (default /run/oci-volume-hook) must be a writable directory")
+            HookError::failed("state_dir", format!("{}: {e}", path.display())).hint(WRITABLE)
         };
         if create {
             std::fs::create_dir_all(state_dir).map_err(|e| fail(&e))?;
@@ -113,6 +114,7 @@ impl StateDir {
         let tmp = format!(".{name}.tmp");
         let fail = |e: &dyn std::fmt::Display| {
             HookError::failed("record", format!("{}/{name}: {e}", self.path.display()))
+                .hint(WRITABLE)
         };
         let json = serde_json::to_vec_pretty(record).map_err(|e| fail(&e))?;
         let fd = openat(
@@ -171,6 +173,7 @@ impl StateDir {
                 "state_dir",
                 format!("lock {}/.lock: {e}", self.path.display()),
             )
+            .hint(WRITABLE)
         };
         let fd = openat(
             &self.dir,

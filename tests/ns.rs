@@ -5,67 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::*;
-
-/// A stand-in container: a process in its own private mount namespace.
-struct Container(Child);
-
-impl Container {
-    fn start() -> Container {
-        let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sleep", "120"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("unshare (util-linux) is needed");
-        // Wait until the child has exec'd sleep inside its new namespace.
-        let pid = child.id();
-        let container = Container(child);
-        for _ in 0..200 {
-            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "sleep" && ns != std::fs::read_link("/proc/self/ns/mnt").ok() {
-                return container;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        panic!("the stand-in container did not start");
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-
-    /// (mount point, options) of every mount in the container's namespace.
-    fn mounts(&self) -> Vec<(PathBuf, String)> {
-        std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid()))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split(' ').collect();
-                (PathBuf::from(f[4]), f[5].to_string())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn prestart(cfg: &Path, id: &str, bundle: &Path, pid: i32, ann: &str) -> Run {
-    run(
-        &["--config", cfg.to_str().unwrap(), "prestart"],
-        &state(id, bundle, Some(pid), Some(ann)),
-    )
-}
 
 #[test]
 fn attaches_into_the_container_namespace_only() {
@@ -346,4 +291,89 @@ fn exclusive_volume_has_exactly_one_writer_and_recovers_dead_holders() {
         .path()
         .join(format!("run/containers/excl{}.json", winners[0]))
         .exists());
+}
+
+#[test]
+fn volumes_lists_running_users() {
+    if !need_root("volumes_lists_running_users") {
+        return;
+    }
+    let s = Scratch::new();
+    let cfg = s.config("[volumes.db]\naccess = \"exclusive\"\n[volumes.logs]\npath = \"/var/tmp\"\nread_only = true\n");
+    let b = s.bundle("b", None);
+    let c = Container::start();
+    let r = prestart(&cfg, "lister-0123456789", &b, c.pid(), "db:/db;app:/app:ro");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "--format",
+            "json",
+            "--size",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let by_name = |n: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .cloned()
+            .unwrap_or_else(|| panic!("{n} missing: {v}"))
+    };
+    let db = by_name("db");
+    assert_eq!(db["backend"], "managed");
+    assert_eq!(db["access"], "exclusive");
+    assert_eq!(db["containers"][0]["id"], "lister-0123456789");
+    assert!(db["size_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(by_name("app")["containers"][0]["read_only"], true);
+    assert_eq!(by_name("logs")["backend"], "bind");
+    assert_eq!(by_name("logs")["containers"].as_array().unwrap().len(), 0);
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "inspect",
+            "db",
+        ],
+        b"",
+    );
+    assert!(
+        out.stdout.contains("container:  lister-01234 on /db (rw)"),
+        "{}",
+        out.stdout
+    );
+    // Once the container is gone, nobody uses it.
+    drop(c);
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "inspect",
+            "db",
+        ],
+        b"",
+    );
+    assert!(
+        out.stdout.contains("containers: none running"),
+        "{}",
+        out.stdout
+    );
+    let out = run(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "volumes",
+            "inspect",
+            "nope",
+        ],
+        b"",
+    );
+    assert_eq!(out.code, 1);
 }

@@ -72,7 +72,14 @@ pub fn run(
         match parse_annotation(value) {
             Err(e) => {
                 note(e.class);
-                report.volumes.push(error_report(e.subject.clone(), &e));
+                // Say which spec is wrong when one is; else the whole value is.
+                let bad = value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .find(|s| crate::annotations::parse_spec(s).is_err());
+                let spec = bad.map_or_else(|| format!("{ANNOTATION_KEY}={value}"), str::to_string);
+                report.volumes.push(error_report(spec, &e));
             }
             Ok(requests) => {
                 let rootfs = RootFs::open(&root).ok();
@@ -87,12 +94,13 @@ pub fn run(
                         Ok((resolved, plan)) => {
                             let step = &plan.steps[0];
                             let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
+                            let (source_state, source_ok) = describe_source(&step.source);
                             let mut v = VolumeReport {
                                 spec: req.spec.clone(),
                                 decision: "allowed".into(),
                                 rule: Some(resolved.rule.clone()),
                                 source: Some(source_path(&step.source)),
-                                source_state: Some(describe_source(&step.source)),
+                                source_state: Some(source_state),
                                 destination: Some(step.dest.display().to_string()),
                                 destination_state: Some(dest_state),
                                 options: Some(resolved.options.to_list()),
@@ -102,17 +110,26 @@ pub fn run(
                                 let d = crate::nfs::describe(n);
                                 v.source_state = Some(d.server);
                                 v.nfs_mount = Some(d.mount);
-                                if let Err(e) = d.resolved {
-                                    note(Class::Failed);
-                                    v.decision = "failed".into();
-                                    v.hint = e.hint;
-                                } else if n.context.is_none()
-                                    && Path::new("/sys/fs/selinux/enforce").exists()
-                                {
-                                    v.hint = Some(crate::nfs::boolean_note());
+                                match d.resolved {
+                                    Err(e) => {
+                                        note(Class::Failed);
+                                        v.decision = "failed".into();
+                                        v.hint = e.hint;
+                                    }
+                                    Ok(_)
+                                        if n.context.is_none()
+                                            && Path::new("/sys/fs/selinux/enforce").exists() =>
+                                    {
+                                        v.hint = Some(crate::nfs::boolean_note());
+                                    }
+                                    Ok(_) => {}
                                 }
                             }
-                            if !dest_ok {
+                            if !source_ok {
+                                note(Class::Failed);
+                                v.decision = "failed".into();
+                                v.hint = Some("create the source on the host, or fix the config or annotation".into());
+                            } else if !dest_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
                                 v.hint = Some("volumes are never mounted through symlinks or onto the wrong file type; fix the destination".into());
@@ -157,25 +174,41 @@ fn source_path(s: &SourceStep) -> String {
     }
 }
 
-fn describe_source(s: &SourceStep) -> String {
+/// The source's state, and whether prestart could use it.
+fn describe_source(s: &SourceStep) -> (String, bool) {
     let path = source_path(s);
     if let SourceStep::Nfs(_) = s {
-        return "NFS export (not mounted by check)".into();
+        return ("NFS export (not mounted by check)".into(), true);
     }
-    match (std::fs::symlink_metadata(&path), s) {
-        (Ok(m), _) if m.file_type().is_symlink() => "a symlink: would be refused".into(),
-        (Ok(m), _) if m.is_dir() => "exists (directory)".into(),
-        (Ok(_), _) => "exists (file)".into(),
+    let managed = matches!(s, SourceStep::Managed { .. });
+    // Managed volumes are opened without following symlinks; admin and
+    // host paths are resolved (the policy already judged where they lead).
+    let meta = if managed {
+        std::fs::symlink_metadata(&path)
+    } else {
+        std::fs::metadata(&path)
+    };
+    match (meta, s) {
+        (Ok(m), _) if m.file_type().is_symlink() => ("a symlink: would be refused".into(), false),
+        (Ok(m), _) if m.is_dir() => ("exists (directory)".into(), true),
+        (Ok(m), _) if m.is_file() => ("exists (file)".into(), true),
+        (Ok(_), _) => (
+            "neither a directory nor a file: would be refused".into(),
+            false,
+        ),
         (
             Err(_),
             SourceStep::Managed {
                 create: Some(n), ..
             },
-        ) => format!(
-            "missing: would be created, owner {}:{}, mode {:04o}",
-            n.uid, n.gid, n.mode
+        ) => (
+            format!(
+                "missing: would be created, owner {}:{}, mode {:04o}",
+                n.uid, n.gid, n.mode
+            ),
+            true,
         ),
-        (Err(e), _) => format!("unusable: {e}"),
+        (Err(e), _) => (format!("unusable: {e}"), false),
     }
 }
 

@@ -4,6 +4,7 @@
 mod check;
 mod poststop;
 mod prestart;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,6 +59,20 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             let config = load_config(config_path.as_deref(), cli.log_level)?;
             drop_caps(Stage::Inspect)?;
             check::run(&config, &bundle, &annotations, format)
+        }
+        Command::Volumes {
+            command,
+            format,
+            size,
+        } => {
+            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(Stage::Inspect)?;
+            match command {
+                None => volumes::list(&config, format, size),
+                Some(crate::cli::VolumesCommand::Inspect { name }) => {
+                    volumes::inspect(&config, &name, format, size)
+                }
+            }
         }
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_oci-volume-hook");
 
@@ -129,4 +129,59 @@ pub fn assert_one_line(r: &Run, id12: &str, needle: &str) {
         lines[0]
     );
     assert!(lines[0].contains(needle), "{:?} lacks {needle:?}", lines[0]);
+}
+
+/// A stand-in container: a process in its own private mount namespace.
+pub struct Container(pub Child);
+
+impl Container {
+    pub fn start() -> Container {
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sleep", "120"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) is needed");
+        // Wait until the child has exec'd sleep inside its new namespace.
+        let pid = child.id();
+        let container = Container(child);
+        for _ in 0..200 {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" && ns != std::fs::read_link("/proc/self/ns/mnt").ok() {
+                return container;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the stand-in container did not start");
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// (mount point, options) of every mount in the container's namespace.
+    pub fn mounts(&self) -> Vec<(PathBuf, String)> {
+        std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pid()))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (PathBuf::from(f[4]), f[5].to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn prestart(cfg: &Path, id: &str, bundle: &Path, pid: i32, ann: &str) -> Run {
+    run(
+        &["--config", cfg.to_str().unwrap(), "prestart"],
+        &state(id, bundle, Some(pid), Some(ann)),
+    )
 }
