@@ -1091,6 +1091,9 @@ where
     )
     .map_err(|e| ChildError::Io("socketpair", e.into()))?;
     let pid = sys::fork_child(|| {
+        // Die with the hook: a runtime that kills the hook at its hooks.d
+        // timeout must not leave a mount helper behind.
+        let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         let mut msg = [0u8; 6];
@@ -1459,5 +1462,116 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn the_timeout_error_names_server_export_and_deadline() {
+        let s = step("vers=4.1", None);
+        let limit = Limit {
+            secs: 10.0,
+            capped: false,
+            start: Instant::now(),
+        };
+        let e = explain(
+            &s,
+            "10.0.0.5:2049".parse().unwrap(),
+            "vers=4.1,addr=10.0.0.5",
+            &limit,
+            Duration::ZERO,
+            MountError::TimedOut,
+        )
+        .about("volume \"shared-logs:/var/log/app\"");
+        let t = e.to_string();
+        assert!(
+            t.starts_with("volume \"shared-logs:/var/log/app\" failed: NFS mount of fs.example.com:/exports/logs/app1 from server fs.example.com (10.0.0.5:2049) did not complete within the deadline of 10 s (mount_timeout)"),
+            "{t}"
+        );
+        assert!(t.contains("container not started"), "{t}");
+        let capped = Limit {
+            secs: 2.5,
+            capped: true,
+            start: Instant::now(),
+        };
+        let t = explain(
+            &s,
+            "10.0.0.5:2049".parse().unwrap(),
+            "",
+            &capped,
+            Duration::from_secs(1),
+            MountError::TimedOut,
+        )
+        .to_string();
+        assert!(t.contains("deadline of 2.5 s"), "{t}");
+        assert!(t.contains("budget of 110 s"), "{t}");
+        assert!(t.contains("resolving the name took 1.0 s"), "{t}");
+        let t = explain(
+            &s,
+            "10.0.0.5:2049".parse().unwrap(),
+            "",
+            &limit,
+            Duration::ZERO,
+            MountError::Failed {
+                stage: Stage::Create,
+                errno: Errno::NOENT,
+                log: vec!["e NFS4: Couldn't follow remote path".into()],
+            },
+        )
+        .to_string();
+        assert!(t.contains("does not exist on the server"), "{t}");
+        assert!(
+            t.contains("[kernel: e NFS4: Couldn't follow remote path]"),
+            "{t}"
+        );
+    }
+}
+
+/// Host micro-benchmark of what the hook adds around a mount (fork, socket,
+/// fd passing, reap): `cargo test --release nfs::bench -- --ignored --nocapture`.
+/// NFS is not in this host's kernel, so it times tmpfs: `run_mount` against
+/// the same fsopen/fsconfig/fsmount made inline.
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn overhead_of_the_mount_child() {
+        let params = vec![("size".to_string(), Some("1m".to_string()))];
+        let fs = Fs {
+            fs_type: "tmpfs",
+            params: &params,
+        };
+        let owner = NewDir {
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        };
+        let n = 300u32;
+        let t = Instant::now();
+        for _ in 0..n {
+            let fd = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).unwrap();
+            fsconfig_set_string(&fd, "size", "1m").unwrap();
+            fsconfig_create(&fd).unwrap();
+            drop(fsmount(&fd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).unwrap());
+        }
+        let inline = t.elapsed() / n;
+        let t = Instant::now();
+        for _ in 0..n {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            drop(run_mount(&fs, &[], owner, deadline).unwrap());
+        }
+        let child = t.elapsed() / n;
+        let sub = [c"a".to_owned()];
+        let t = Instant::now();
+        for _ in 0..n {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            drop(run_mount(&fs, &sub, owner, deadline).unwrap());
+        }
+        let with_subdir = t.elapsed() / n;
+        eprintln!(
+            "bench: inline mount {inline:?}; in the child {child:?} (+{:?}); with a subdir (private namespace, mkdir, clone) {with_subdir:?} (+{:?})",
+            child.saturating_sub(inline),
+            with_subdir.saturating_sub(inline)
+        );
     }
 }

@@ -108,8 +108,9 @@ pub fn unshare_mount_ns() -> io::Result<()> {
     Ok(())
 }
 
-/// Fork. The child runs `child` and leaves with `_exit(status)` (no atexit
-/// handlers, no unwinding into the parent's code); the parent gets its pid.
+/// Fork. The child closes its stdin, stdout and stderr, runs `child` and
+/// leaves with `_exit(status)` (no atexit handlers, no unwinding into the
+/// parent's code); the parent gets its pid.
 ///
 /// `child` must only make system calls on data prepared before the fork
 /// (rustix calls on fds and `CStr`s, no allocation, no locks): the parent
@@ -124,6 +125,14 @@ pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<rustix::process::Pi
     match pid {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            for fd in 0..=2 {
+                // SAFETY: close(2) on a plain integer. The child gives up
+                // stdin, stdout and stderr so that a runtime waiting for the
+                // end of the hook's output (runc collects it through pipes)
+                // never waits for a helper still dying in the kernel; nothing
+                // in the child uses them and no OwnedFd refers to them.
+                unsafe { libc::close(fd) };
+            }
             let status =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(127);
             // SAFETY: _exit(2) ends the child without running the parent's
