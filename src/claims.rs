@@ -93,6 +93,8 @@ mod tests {
             },
             access,
             exclusive_readers: readers,
+            owner: None,
+            idmap: false,
         }
     }
 

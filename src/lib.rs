@@ -4,7 +4,8 @@
 //! The pipeline shows in the modules:
 //! `state` + `bundle` (what the runtime says) → `annotations` (what the user
 //! asked, untrusted) → `policy` with `config` (what the admin allows) →
-//! `plan` (pure kernel steps) → `volume`, `ns`, `rootfs`, `mount` (apply)
+//! `plan` (pure kernel steps) → `volume`, `owner`, `ns`, `rootfs`, `mount`
+//! (apply)
 //! → `record` (what poststop releases). `stage` wires them per command;
 //! `sys` is the only module with `unsafe`.
 
@@ -19,6 +20,7 @@ pub mod log;
 pub mod mount;
 pub mod nfs;
 pub mod ns;
+pub mod owner;
 pub mod plan;
 pub mod policy;
 pub mod record;

@@ -61,3 +61,43 @@ pub fn attach(tree: &OwnedFd, target: BorrowedFd<'_>) -> io::Result<()> {
     )?;
     Ok(())
 }
+
+/// File systems that cannot be idmapped, by `statfs` magic. Others (FUSE
+/// servers may opt in since Linux 6.12) are left to the kernel, whose
+/// EINVAL is explained by the caller.
+const NOT_IDMAPPABLE: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x794c_7630, "overlayfs"),
+    (0xff53_4d42, "CIFS/SMB"),
+];
+
+/// The name of the source's file system when it is known not to support
+/// idmapped mounts.
+pub fn not_idmappable(source: BorrowedFd<'_>) -> io::Result<Option<&'static str>> {
+    Ok(not_idmappable_fs(&rustix::fs::fstatfs(source)?))
+}
+
+/// The same, from a `statfs` result.
+pub fn not_idmappable_fs(st: &rustix::fs::StatFs) -> Option<&'static str> {
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+    let magic = st.f_type as i64;
+    NOT_IDMAPPABLE
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map(|(_, name)| *name)
+}
+
+/// Idmap the whole detached tree into the user namespace `userns`: on-disk
+/// ids are seen (and written) through that namespace's mappings.
+pub fn set_idmap(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    sys::mount_setattr(
+        tree,
+        sys::SetAttr {
+            set: sys::MOUNT_ATTR_IDMAP,
+            clear: 0,
+            propagation: 0,
+            userns_fd: Some(userns.as_raw_fd()),
+        },
+    )
+}

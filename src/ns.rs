@@ -32,3 +32,17 @@ pub fn enter_mount_ns(pid: i32) -> io::Result<()> {
     )?;
     Ok(())
 }
+
+/// Open the user namespace of `pid` (in the caller's view of /proc: call it
+/// before entering the container's mount namespace). Refused with EINVAL
+/// when it is the caller's own user namespace: the container has none.
+pub fn open_user_ns(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+    let theirs = ns.metadata()?;
+    let ours = std::fs::metadata("/proc/self/ns/user")?;
+    if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok(ns.into())
+}

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use crate::bundle::Bundle;
-use crate::config::Access;
-use crate::error::HookError;
+use crate::config::{Access, OwnerChange};
+use crate::error::{volume_subject, HookError};
 use crate::policy::{ResolvedSource, ResolvedVolume};
 
 /// Mount attributes applied atomically to the detached tree before it is
@@ -54,6 +54,10 @@ pub struct MountStep {
     pub attrs: MountAttrs,
     pub access: Access,
     pub exclusive_readers: bool,
+    /// Option `U`: give the volume's files to the container's user.
+    pub owner: Option<OwnerPlan>,
+    /// Option `idmap`: idmap the mount into the container's user namespace.
+    pub idmap: bool,
 }
 
 impl MountStep {
@@ -67,6 +71,15 @@ impl MountStep {
             SourceStep::Nfs(n) => PathBuf::from(format!("nfs:{}", n.volume.display())),
         }
     }
+}
+
+/// Option `U`: the on-disk owner every entry of the volume gets, and when
+/// to walk the tree to give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerPlan {
+    pub uid: u32,
+    pub gid: u32,
+    pub policy: OwnerChange,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,21 +96,79 @@ pub const NEW_VOLUME_MODE: u32 = 0o755;
 pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
-        let nfs = matches!(v.source, ResolvedSource::Nfs(_));
-        // Parsed, but not applied yet: refuse rather than ignore them
-        // (NFS volumes apply z/Z as context= and refuse U/idmap themselves).
-        for (on, opt) in [
-            (v.options.relabel.is_some(), "z/Z"),
-            (v.options.chown, "U"),
-            (v.options.idmap, "idmap"),
-        ] {
-            if on && !nfs {
-                return Err(HookError::failed(
-                    crate::error::volume_subject(&v.spec),
-                    format!("option {opt} is not supported by this build"),
-                ));
-            }
+        // NFS: z/Z become context=, U and idmap are refused (nfs::plan_step).
+        if let ResolvedSource::Nfs(n) = &v.source {
+            steps.push(MountStep {
+                spec: v.spec.clone(),
+                name: v.name.clone(),
+                source: SourceStep::Nfs(crate::nfs::plan_step(
+                    bundle,
+                    n,
+                    &v.options,
+                    &volume_subject(&v.spec),
+                )?),
+                dest: v.dest.clone(),
+                attrs: MountAttrs {
+                    read_only: v.options.read_only,
+                    nosuid: v.options.nosuid,
+                    nodev: v.options.nodev,
+                    noexec: v.options.noexec,
+                },
+                access: v.access,
+                exclusive_readers: v.exclusive_readers,
+                owner: None,
+                idmap: false,
+            });
+            continue;
         }
+        // Parsed, but not applied yet: refuse rather than ignore it.
+        if v.options.relabel.is_some() {
+            return Err(HookError::failed(
+                volume_subject(&v.spec),
+                "option z/Z is not supported by this build",
+            ));
+        }
+        let idmap = v.options.idmap;
+        if idmap && !bundle.has_user_namespace() {
+            return Err(HookError::invalid(
+                volume_subject(&v.spec),
+                "option idmap needs a container with a user namespace, and this one has none",
+            )
+            .hint("use option U to give the volume to the container's user instead"));
+        }
+        // The ids files must have on disk for the container's user to own
+        // them: the host ids its user maps to, or, through an idmapped mount
+        // (which maps on-disk ids through the container's user namespace),
+        // the container's own ids.
+        let disk_owner = || {
+            if idmap {
+                Ok(bundle.user())
+            } else {
+                bundle.host_owner()
+            }
+        };
+        let owner = if v.options.chown {
+            if !idmap
+                && bundle.has_user_namespace()
+                && (bundle.uid_mappings().is_empty() || bundle.gid_mappings().is_empty())
+            {
+                // A user namespace joined by path: its mappings are not in
+                // config.json, so the host ids are unknown here.
+                return Err(HookError::invalid(
+                    volume_subject(&v.spec),
+                    "option U: the container joins an existing user namespace and config.json has no linux.uidMappings/gidMappings, so its host ids are unknown",
+                )
+                .hint("use option idmap instead, or give the container its own mappings"));
+            }
+            let (uid, gid) = disk_owner()?;
+            Some(OwnerPlan {
+                uid,
+                gid,
+                policy: v.owner_change,
+            })
+        } else {
+            None
+        };
         let source = match &v.source {
             ResolvedSource::Managed {
                 root,
@@ -105,7 +176,7 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 auto_create,
             } => {
                 let create = if *auto_create {
-                    let (uid, gid) = bundle.host_owner()?;
+                    let (uid, gid) = disk_owner()?;
                     Some(NewDir {
                         uid,
                         gid,
@@ -125,12 +196,8 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 path: path.clone(),
                 allowed_by: allowed_by.clone(),
             },
-            ResolvedSource::Nfs(n) => SourceStep::Nfs(crate::nfs::plan_step(
-                bundle,
-                n,
-                &v.options,
-                &crate::error::volume_subject(&v.spec),
-            )?),
+            // Planned above.
+            ResolvedSource::Nfs(_) => continue,
         };
         steps.push(MountStep {
             spec: v.spec.clone(),
@@ -145,6 +212,8 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
             },
             access: v.access,
             exclusive_readers: v.exclusive_readers,
+            owner,
+            idmap,
         });
     }
     steps.sort_by(|a, b| {
@@ -289,5 +358,110 @@ mod tests {
             e.contains("unknown option \"vers=3\"") && e.contains("admin"),
             "{e}"
         );
+    }
+
+    const USERNS: &str = r#"{"process":{"user":{"uid":1000,"gid":1001}},"linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}"#;
+
+    fn plan_with(config: &str, json: &str, ann: &str) -> Result<MountPlan, HookError> {
+        let mut c = Config::parse(config, std::path::Path::new("/c.toml")).unwrap();
+        c.volumes_root = "/nonexistent-ovh/vols".into();
+        let vols: Vec<_> = parse_annotation(ann)
+            .unwrap()
+            .iter()
+            .map(|r| resolve(&c, r).unwrap())
+            .collect();
+        build(&bundle(json), &vols)
+    }
+
+    #[test]
+    fn option_u_targets_the_container_user_as_host_ids() {
+        // No user namespace: the process ids are the host ids.
+        let p = plan(
+            r#"{"process":{"user":{"uid":1000,"gid":1000}}}"#,
+            "a:/a:U;b:/b",
+        )
+        .unwrap();
+        assert_eq!(
+            p.steps[0].owner,
+            Some(OwnerPlan {
+                uid: 1000,
+                gid: 1000,
+                policy: OwnerChange::OnRootMismatch
+            })
+        );
+        assert_eq!(p.steps[1].owner, None);
+        assert!(!p.steps[0].idmap);
+        // A user namespace: mapped through uidMappings/gidMappings.
+        let p = plan(USERNS, "a:/a:U").unwrap();
+        let o = p.steps[0].owner.unwrap();
+        assert_eq!((o.uid, o.gid), (101000, 101001));
+        // Unmapped user: invalid, not a silent root chown.
+        let e = plan(
+            r#"{"process":{"user":{"uid":70000}},"linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}"#,
+            "a:/a:U",
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn owner_change_policy_per_volume_then_global() {
+        let cfg =
+            "owner_change = \"always\"\n[volumes.keep]\nowner_change = \"on-root-mismatch\"\n";
+        let p = plan_with(cfg, "{}", "keep:/k:U;other:/o:U").unwrap();
+        let by = |d: &str| {
+            p.steps
+                .iter()
+                .find(|s| s.dest == std::path::Path::new(d))
+                .unwrap()
+        };
+        assert_eq!(by("/k").owner.unwrap().policy, OwnerChange::OnRootMismatch);
+        assert_eq!(by("/o").owner.unwrap().policy, OwnerChange::Always);
+        let p = plan_with("", "{}", "x:/x:U").unwrap();
+        assert_eq!(
+            p.steps[0].owner.unwrap().policy,
+            OwnerChange::OnRootMismatch
+        );
+    }
+
+    #[test]
+    fn idmap_needs_a_user_namespace_and_keeps_container_ids_on_disk() {
+        let e = plan(
+            r#"{"process":{"user":{"uid":1000,"gid":1000}}}"#,
+            "a:/a:idmap",
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("user namespace"), "{e}");
+        assert!(e.hint.as_deref().unwrap().contains("option U"), "{e}");
+        let p = plan(USERNS, "a:/a:idmap").unwrap();
+        assert!(p.steps[0].idmap);
+        assert_eq!(p.steps[0].owner, None);
+        // Through an idmapped mount on-disk ids are container ids: a new
+        // volume and a U walk use the unmapped process ids.
+        match &p.steps[0].source {
+            SourceStep::Managed {
+                create: Some(n), ..
+            } => assert_eq!((n.uid, n.gid), (1000, 1001)),
+            other => panic!("unexpected {other:?}"),
+        }
+        let p = plan(USERNS, "a:/a:idmap,U").unwrap();
+        let o = p.steps[0].owner.unwrap();
+        assert_eq!((o.uid, o.gid, p.steps[0].idmap), (1000, 1001, true));
+    }
+
+    #[test]
+    fn u_in_a_joined_user_namespace_without_mappings_is_refused() {
+        let json = r#"{"process":{"user":{"uid":0}},"linux":{"namespaces":[{"type":"user","path":"/proc/1/ns/user"}]}}"#;
+        let e = plan(json, "a:/a:U").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("uidMappings"), "{e}");
+        assert!(plan(json, "a:/a:idmap,U").is_ok());
+    }
+
+    #[test]
+    fn relabel_is_still_refused() {
+        let e = plan("{}", "a:/a:Z").unwrap_err();
+        assert!(e.to_string().contains("z/Z"), "{e}");
     }
 }

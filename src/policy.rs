@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::annotations::Options;
 use crate::annotations::{Source, VolumeRequest};
-use crate::config::{Access, Config};
+use crate::config::{Access, Config, OwnerChange};
 use crate::error::{volume_subject, HookError};
 use crate::nfs::{NfsOptions, NfsVolume};
 
@@ -45,6 +45,9 @@ pub struct ResolvedVolume {
     pub exclusive_readers: bool,
     /// Which rule allowed it, for `check` and logs.
     pub rule: String,
+    /// When to walk the volume for option `U`: the volume's own
+    /// `owner_change`, else the top-level one.
+    pub owner_change: OwnerChange,
 }
 
 pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, HookError> {
@@ -166,6 +169,11 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             (None, ResolvedSource::Host { path, allowed_by }, rule)
         }
     };
+    let owner_change = name
+        .as_ref()
+        .and_then(|n| config.volumes.get(n))
+        .and_then(|v| v.owner_change)
+        .unwrap_or(config.owner_change);
     Ok(ResolvedVolume {
         spec: req.spec.clone(),
         name,
@@ -175,6 +183,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         access,
         exclusive_readers,
         rule,
+        owner_change,
     })
 }
 

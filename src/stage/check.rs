@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -11,8 +12,10 @@ use crate::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::bundle::Bundle;
 use crate::cli::Format;
 use crate::config::Config;
+use crate::config::OwnerChange;
 use crate::error::{Class, HookError};
-use crate::plan::{self, SourceStep};
+use crate::owner;
+use crate::plan::{self, MountStep, SourceStep};
 use crate::policy;
 use crate::rootfs::{DestState, RootFs};
 
@@ -38,6 +41,10 @@ struct VolumeReport {
     options: Option<String>,
     /// NFS: the mount the hook would make (type, source, options, deadline).
     nfs_mount: Option<String>,
+    /// Option U: current and target owner, walk or skip.
+    owner: Option<String>,
+    /// Option idmap: whether the mount is idmapped.
+    idmap: Option<String>,
     why: Option<String>,
     hint: Option<String>,
 }
@@ -95,6 +102,7 @@ pub fn run(
                             let step = &plan.steps[0];
                             let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
                             let (source_state, source_ok) = describe_source(&step.source);
+                            let (idmap, idmap_ok) = describe_idmap(step);
                             let mut v = VolumeReport {
                                 spec: req.spec.clone(),
                                 decision: "allowed".into(),
@@ -104,6 +112,8 @@ pub fn run(
                                 destination: Some(step.dest.display().to_string()),
                                 destination_state: Some(dest_state),
                                 options: Some(resolved.options.to_list()),
+                                owner: Some(describe_owner(step)),
+                                idmap: Some(idmap),
                                 ..Default::default()
                             };
                             if let SourceStep::Nfs(n) = &step.source {
@@ -129,6 +139,13 @@ pub fn run(
                                 note(Class::Failed);
                                 v.decision = "failed".into();
                                 v.hint = Some("create the source on the host, or fix the config or annotation".into());
+                            } else if !idmap_ok {
+                                note(Class::Failed);
+                                v.decision = "failed".into();
+                                v.hint = Some(
+                                    "use option U instead, which changes the owner of the files"
+                                        .into(),
+                                );
                             } else if !dest_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
@@ -212,6 +229,63 @@ fn describe_source(s: &SourceStep) -> (String, bool) {
     }
 }
 
+fn describe_owner(step: &MountStep) -> String {
+    if let SourceStep::Nfs(n) = &step.source {
+        return format!(
+            "the NFS server's (U is refused on NFS); a new sub-directory is created owned by {}:{}",
+            n.new_dir.uid, n.new_dir.gid
+        );
+    }
+    let path = source_path(&step.source);
+    let Some(p) = &step.owner else {
+        return match std::fs::symlink_metadata(&path) {
+            Ok(m) => format!("current {}:{}; unchanged (no option U)", m.uid(), m.gid()),
+            Err(_) => "unchanged (no option U)".into(),
+        };
+    };
+    let policy = match p.policy {
+        OwnerChange::OnRootMismatch => "on-root-mismatch",
+        OwnerChange::Always => "always",
+    };
+    let target = format!("target {}:{} ({policy})", p.uid, p.gid);
+    match owner::inspect(Path::new(&path), p) {
+        Ok(i) => {
+            let marker = match &i.marker {
+                owner::Marker::Set(v) => format!("marker {}", String::from_utf8_lossy(v)),
+                owner::Marker::Absent => "no marker".into(),
+                owner::Marker::Unsupported => "no xattrs".into(),
+            };
+            let what = match &i.decision {
+                owner::Decision::Skip => "skip: no walk (O(1))".to_string(),
+                owner::Decision::Walk(why) => format!("walk the volume: {why}"),
+            };
+            format!(
+                "current {}:{}, {marker}; {target}; {what}",
+                i.owner.0, i.owner.1
+            )
+        }
+        Err(rustix::io::Errno::NOENT) => {
+            format!("{target}; new volume: created with that owner, walked once (empty)")
+        }
+        Err(e) => format!("{target}; cannot inspect {path}: {e}"),
+    }
+}
+
+fn describe_idmap(step: &MountStep) -> (String, bool) {
+    if !step.idmap {
+        return ("no".into(), true);
+    }
+    let ok = "yes: on-disk ids seen through the container's user namespace, no chown";
+    let st = rustix::fs::statfs(source_path(&step.source).as_str());
+    match st.as_ref().ok().and_then(crate::mount::not_idmappable_fs) {
+        Some(fs) => (
+            format!("requested, but the source is on {fs}, which cannot be idmapped"),
+            false,
+        ),
+        None => (ok.into(), true),
+    }
+}
+
 fn describe_dest(rootfs: Option<&RootFs>, dest: &Path) -> (String, bool) {
     let Some(rootfs) = rootfs else {
         return ("rootfs cannot be opened".into(), false);
@@ -271,6 +345,8 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("  state", &v.destination_state),
             ("options", &v.options),
             ("nfs mount", &v.nfs_mount),
+            ("owner", &v.owner),
+            ("idmap", &v.idmap),
             ("why", &v.why),
             ("hint", &v.hint),
         ] {

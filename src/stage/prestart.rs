@@ -3,7 +3,8 @@
 //! 1. decide: annotation → policy → plan (nothing touched yet);
 //! 2. claim: under the claims lock, check exclusive volumes against live
 //!    holders and write this container's record (a claim);
-//! 3. host namespace: open, create, clone and set attributes of each source;
+//! 3. host namespace: open, create, give to the container's user (option
+//!    U), clone, set attributes and idmap (option idmap) each source;
 //! 4. container namespace: resolve each destination in the rootfs, attach;
 //! 5. mark the record attached — or remove it if anything failed.
 
@@ -21,7 +22,7 @@ use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
 use crate::state::State;
-use crate::{mount, nfs, ns, volume};
+use crate::{mount, nfs, ns, owner, volume};
 
 pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -90,6 +91,20 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
 
 /// Steps 3 and 4. Returns each volume's host path, in plan order.
 fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookError> {
+    // The container's user namespace, for idmapped volumes, opened while
+    // /proc is still the host's.
+    let userns = match plan.steps.iter().find(|s| s.idmap) {
+        Some(step) => Some(ns::open_user_ns(pid).map_err(|e| {
+            let why = if e.raw_os_error() == Some(libc::EINVAL) {
+                format!("option idmap: the container (pid {pid}) has no user namespace of its own")
+            } else {
+                format!("option idmap: open /proc/{pid}/ns/user: {e}")
+            };
+            HookError::failed(volume_subject(&step.spec), why)
+                .hint("use option U to give the volume to the container's user instead")
+        })?),
+        None => None,
+    };
     let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
     let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
@@ -103,6 +118,50 @@ fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookErr
         if source.created {
             info!("created volume {}", source.path.display());
         }
+        // Option U: in the host mount namespace, before setns (the walk's
+        // threads are joined when it returns).
+        if let Some(plan) = &step.owner {
+            let done = owner::apply(
+                source.fd.as_fd(),
+                &source.path,
+                plan,
+                owner::default_threads(),
+            )
+            .map_err(|e| e.about(&subject))?;
+            match &done.decision {
+                owner::Decision::Skip => debug!(
+                    "{}: already owned by {}:{} (marker set): no walk, {:?}",
+                    source.path.display(),
+                    plan.uid,
+                    plan.gid,
+                    done.elapsed
+                ),
+                owner::Decision::Walk(why) => info!(
+                    "{}: owner {}:{} given to {} of {} entries in {:?} ({why})",
+                    source.path.display(),
+                    plan.uid,
+                    plan.gid,
+                    done.changed,
+                    done.entries + 1,
+                    done.elapsed
+                ),
+            }
+        }
+        if step.idmap {
+            let not = mount::not_idmappable(source.fd.as_fd()).map_err(|e| {
+                HookError::failed(&subject, format!("fstatfs {}: {e}", source.path.display()))
+            })?;
+            if let Some(fs) = not {
+                return Err(HookError::failed(
+                    &subject,
+                    format!(
+                        "option idmap: {} is on {fs}, which cannot be idmapped",
+                        source.path.display()
+                    ),
+                )
+                .hint("use option U instead, which changes the owner of the files"));
+            }
+        }
         let tree = mount::clone_tree(source.fd.as_fd()).map_err(|e| {
             HookError::failed(
                 &subject,
@@ -115,6 +174,23 @@ fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<std::path::PathBuf>, HookErr
                 format!("mount_setattr {}: {e}", source.path.display()),
             )
         })?;
+        if let (Some(userns), true) = (&userns, step.idmap) {
+            mount::set_idmap(tree.as_fd(), userns.as_fd()).map_err(|e| {
+                let why = match e.raw_os_error() {
+                    Some(libc::EINVAL) => format!(
+                        "option idmap: the file system of {} (or a mount below it) does not support idmapped mounts (mount_setattr: {e})",
+                        source.path.display()
+                    ),
+                    Some(libc::EPERM) => format!(
+                        "option idmap: the kernel did not permit idmapping {} (mount_setattr: {e})",
+                        source.path.display()
+                    ),
+                    _ => format!("option idmap: mount_setattr {}: {e}", source.path.display()),
+                };
+                HookError::failed(&subject, why)
+                    .hint("use option U instead, which changes the owner of the files")
+            })?;
+        }
         prepared.push((step, source, tree));
     }
 
@@ -188,6 +264,12 @@ fn attrs_list(step: &MountStep) -> String {
         if on {
             v.push(name);
         }
+    }
+    if step.owner.is_some() {
+        v.push("U");
+    }
+    if step.idmap {
+        v.push("idmap");
     }
     v.join(",")
 }
