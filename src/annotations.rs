@@ -209,9 +209,13 @@ pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
     };
     let source = match nfs {
         Some(url) => Source::Nfs(url),
-        None => parse_source(src).map_err(&invalid)?,
+        None => parse_source(src).map_err(|why| {
+            invalid(why).hint("the source is a volume name such as myapp, or an absolute host path the admin allows")
+        })?,
     };
-    let dest = parse_dest(dest).map_err(&invalid)?;
+    let dest = parse_dest(dest).map_err(|why| {
+        invalid(why).hint("the destination must be an absolute path in the container, not / nor under /proc, /sys or /dev, without \"..\"")
+    })?;
     let options = match opts {
         Some(o) => parse_options(o)
             .map_err(|why| invalid(why).hint(format!("valid options: {VALID_OPTIONS}")))?,

@@ -143,12 +143,14 @@ assert_started() {
 
 # Mount table of the host mount namespace, for before/after comparisons.
 # Host mount points a misbehaving hook could create: anywhere outside /var,
-# /run, /sys, /proc and /dev (e.g. /etc, /tmp, /myapp), plus anything under
-# this run's own directory. The excluded trees belong to podman's storage and
-# to other work on the machine (VM image builds, …), whose mounts come and go.
+# /run, /sys, /proc, /dev and /tmp (e.g. /etc, /myapp, /a/b), the escape
+# target /tmp/ovh-escape, and anything under this run's own directory. The
+# excluded trees belong to podman's storage and to other work on the machine
+# (VM image builds under /tmp and /var/cache, …), whose mounts come and go.
 host_mounts() {
     awk -v r="${E2E_ROOT:-/nonexistent}" \
-        '$5 !~ "^/(var|run|sys|proc|dev)/" || index($5, r) == 1 {print $5}' /proc/self/mountinfo | sort
+        '$5 !~ "^/(var|run|sys|proc|dev|tmp)/" || index($5, "/tmp/ovh-escape") == 1 || index($5, r) == 1 {print $5}' \
+        /proc/self/mountinfo | sort
 }
 
 # The host must be exactly as before: same mount points, same /etc listing.
@@ -246,8 +248,20 @@ write_config() {
 # Cleanup of everything a test started, run from its EXIT trap.
 track() { printf '%s %s\n' "$1" "$2" >> "$T/.cleanup"; } # KIND NAME
 
+# crun 1.8 chowns the stdio it is given to the container's root when the
+# container has a user namespace — including the host's /dev/null, which
+# podman's conmon hands it. Undo that after every test (it breaks apt's
+# sandbox, among others); it is crun's doing, not the hook's.
+restore_dev_null() {
+    if [ "$(stat -c %u:%g:%a /dev/null)" != 0:0:666 ]; then
+        echo "note: restoring /dev/null ($(stat -c %u:%g /dev/null) after crun in a user namespace)" >&2
+        chown root:root /dev/null && chmod 0666 /dev/null
+    fi
+}
+
 t_cleanup() {
     local kind name
+    restore_dev_null
     if [ -f "$T/.cleanup" ]; then
         while read -r kind name; do
             case $kind in

@@ -69,6 +69,7 @@ if [ -z "$OVH_STAGE2" ]; then
   if grep -qw 'security=selinux' /proc/cmdline; then
     load_policy -i || echo "ovh-vm: load_policy -i FAILED"
   fi
+  echo "ovh-vm: policy loaded at $(cut -d' ' -f1 /proc/uptime)s"
   export OVH_STAGE2=1
   exec /sbin/init
 fi
@@ -120,6 +121,7 @@ cat > "$1" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /newroot
 /bin/busybox mount -t proc proc /proc
+echo "ovh-vm: initramfs at $(/bin/busybox cut -d' ' -f1 /proc/uptime)s"
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 for m in $(/bin/busybox cat /modules.list); do /bin/busybox insmod "/mods/$m" 2>/dev/null; done
@@ -156,6 +158,7 @@ build_image() {  # $1 = work dir (holds kernel/, kernel.ver), $2 = rootfs tarbal
   # Installing modules at build time: inside the guest it takes over a minute under TCG.
   log "image: building the SELinux container module"
   t0=$(now)
+  # shellcheck disable=SC2016 # expanded by the chroot's shell
   chroot "$R" sh -ec '
     mkdir -p /root/pol && cd /root/pol
     s=selinux-policy-src/policy/modules/services
@@ -191,6 +194,7 @@ build_image() {  # $1 = work dir (holds kernel/, kernel.ver), $2 = rootfs tarbal
     while read -r p; do cp "$R/usr$p" "$I/mods/"; basename "$p" >> "$I/modules.list"; done
   (cd "$I" && find . | cpio -o -H newc --quiet | gzip -1) > "$W/initrd.img"
   # provenance, for the report and for debugging
+  # shellcheck disable=SC2016
   chroot "$R" dpkg-query -W -f='${Package} ${Version}\n' runc crun podman nfs-kernel-server selinux-policy-default busybox-static > "$W/versions.txt"
   echo "kernel $kv" >> "$W/versions.txt"
   rm -rf "$R" "$I" "$W/kernel" "$W/kdeb"

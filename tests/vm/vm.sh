@@ -8,6 +8,8 @@
 #       --share DIR      host directory shared read-write at /mnt/host over 9p (default: the repository root)
 #       --no-selinux     boot without SELinux (default: security=selinux enforcing=1)
 #       --timeout S      kill the guest after S seconds (default 900)
+#       --boot-timeout S, --boot-retries N   a guest silent for S s (default 180) before "guest ready" is
+#                        killed and booted again, N times (default 1)
 #       --verbose        show the whole serial console (kernel and init messages too)
 #   vm.sh shell [--share DIR] [--no-selinux]   interactive root shell on the serial console (Ctrl-a x quits)
 #   vm.sh clean                        remove the cache
@@ -82,12 +84,14 @@ cmd_build() {
 }
 
 cmd_run() {
-  local share=$REPO selinux=1 timeout=900 verbose=0 shell=0
+  local share=$REPO selinux=1 timeout=900 verbose=0 shell=0 boot_timeout=180 boot_retries=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --share) share=$(cd "$2" && pwd); shift 2;;
       --no-selinux) selinux=0; shift;;
       --timeout) timeout=$2; shift 2;;
+      --boot-timeout) boot_timeout=$2; shift 2;;
+      --boot-retries) boot_retries=$2; shift 2;;
       --verbose) verbose=1; shift;;
       --shell) shell=1; shift;;
       --) shift; break;;
@@ -103,6 +107,7 @@ cmd_run() {
   local append="console=ttyS0 panic=-1 quiet loglevel=4"
   [ $selinux = 1 ] && append+=" security=selinux enforcing=1"
   [ $shell = 1 ] && append+=" ovh.shell"
+  # shellcheck disable=SC2054 # commas belong to qemu option values
   local qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$SMP" -m "$MEM"
     -nographic -no-reboot -nic none -bios /usr/share/qemu/qboot.rom
     -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" -append "$append"
@@ -110,19 +115,35 @@ cmd_run() {
     -virtfs "local,path=$ctl,mount_tag=ovhctl,security_model=none"
     -virtfs "local,path=$share,mount_tag=host,security_model=none")
   if [ $shell = 1 ]; then "${qemu[@]}" || true; exit "$(cat "$ctl/rc" 2>/dev/null || echo 125)"; fi
-  local t0 qrc=0 rc; t0=$(now)
-  # stream the console; unless --verbose, only what CMD prints (after the "guest ready" line, before our marker)
-  set +e
-  timeout "$timeout" "${qemu[@]}" </dev/null 2>&1 | tee "$ctl/console.log" | tr -d '\r' |
-    if [ $verbose = 1 ]; then cat; else
-      awk '/^ovh-vm: guest ready/{on=1; next} /^OVH_VM_EXIT_STATUS=/{on=0} on && !/^\[ *[0-9.]+\] (reboot: Power down|ACPI)/{print; fflush()}'
-    fi
-  qrc=${PIPESTATUS[0]}
-  set -e
+  local t0 qrc rc wd attempt=1; t0=$(now)
+  while :; do
+    rm -f "$ctl/rc" "$ctl/boothang" "$ctl/qemu.pid"; : > "$ctl/console.log"
+    # Boot watchdog: a guest that has not said "guest ready" after --boot-timeout seconds is stuck (seen once
+    # under heavy host load: a TCG guest silent from the start). Kill that qemu (its pid file) and boot again.
+    ( for _ in $(seq "$boot_timeout"); do sleep 1; grep -q '^ovh-vm: guest ready' "$ctl/console.log" && exit 0; done
+      touch "$ctl/boothang"; [ -s "$ctl/qemu.pid" ] && kill "$(cat "$ctl/qemu.pid")" ) &
+    wd=$!
+    # stream the console; unless --verbose, only what CMD prints (after the "guest ready" line, before our marker)
+    set +e
+    timeout "$timeout" "${qemu[@]}" -pidfile "$ctl/qemu.pid" </dev/null 2>&1 | tee -a "$ctl/console.log" | tr -d '\r' |
+      if [ $verbose = 1 ]; then cat; else
+        awk '/^ovh-vm: guest ready/{on=1; next} /^OVH_VM_EXIT_STATUS=/{on=0} on && !/^\[ *[0-9.]+\] (reboot: Power down|ACPI)/{print; fflush()}'
+      fi
+    qrc=${PIPESTATUS[0]}
+    set -e
+    kill "$wd" 2>/dev/null || true; wait "$wd" 2>/dev/null || true
+    [ -e "$ctl/boothang" ] || break
+    log "guest did not boot within ${boot_timeout}s (attempt $attempt); console:"; tr -d '\r' < "$ctl/console.log" | tail -5 >&2
+    [ "$attempt" -le "$boot_retries" ] || break
+    attempt=$((attempt + 1))
+  done
   if [ -s "$ctl/rc" ]; then rc=$(cat "$ctl/rc")
   else
-    if [ "$qrc" = 124 ]; then log "guest timed out after ${timeout}s"; else log "guest reported no exit status (qemu rc=$qrc)"; fi
-    log "console tail:"; tr -d '\r' < "$ctl/console.log" | tail -30 >&2
+    if [ -e "$ctl/boothang" ]; then log "guest never booted"
+    elif [ "$qrc" = 124 ]; then log "guest timed out after ${timeout}s"
+    else log "guest reported no exit status (qemu rc=$qrc)"; fi
+    cp "$ctl/console.log" "/tmp/ovh-vm-console.$$.log"
+    log "console tail (whole console: /tmp/ovh-vm-console.$$.log):"; tr -d '\r' < "$ctl/console.log" | tail -30 >&2
     rc=125
   fi
   log "guest exit status $rc; boot+run+poweroff $(elapsed "$t0")s"
@@ -135,5 +156,5 @@ case "${1:-}" in
   run) shift; cmd_run "$@";;
   shell) shift; cmd_run --shell "$@";;
   clean) rm -rf "$CACHE";;
-  *) sed -n '2,18p' "$0"; exit 2;;
+  *) sed -n '2,20p' "$0"; exit 2;;
 esac

@@ -98,6 +98,7 @@ test_dotdot_dest_podman_runc() { expect_refused podman-runc dotdot myapp:/x/../e
 test_denied_host_path_runc() { expect_refused runc denied /etc:/x 3 '"/etc:/x"'; }
 test_denied_host_path_crun() { expect_refused crun denied /etc:/x 3 '"/etc:/x"'; }
 test_denied_host_path_podman_crun() { expect_refused podman-crun denied /etc:/x 3 '"/etc:/x"'; }
+test_denied_host_path_kube_runc() { expect_refused kube-runc denied /etc:/x 3 '"/etc:/x"'; }
 
 test_denied_symlink_under_allowed_runc() {
     mkdir -p "$T/export"
@@ -194,7 +195,7 @@ test_invalid_relative_dest_podman_runc() { invalid podman-runc myapp:relative '"
 E2E_TESTS+=(sym_dest_abs_runc sym_dest_abs_crun sym_dest_abs_podman_runc
             sym_dest_rel_runc sym_dest_rel_crun sym_dest_rel_podman_crun sym_parent_runc
             dotdot_dest_runc dotdot_dest_podman_runc
-            denied_host_path_runc denied_host_path_crun denied_host_path_podman_crun
+            denied_host_path_runc denied_host_path_crun denied_host_path_podman_crun denied_host_path_kube_runc
             denied_symlink_under_allowed_runc denied_prefix_sibling_runc denied_undefined_volume_runc
             denied_partial_runc failed_second_volume_runc
             invalid_no_dest invalid_relative_dest invalid_option invalid_option_crun

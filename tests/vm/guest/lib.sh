@@ -76,10 +76,12 @@ ovh_setup() {
   echo 0 > /proc/sys/kernel/printk_ratelimit
   # the hook logs to /dev/log: keep those lines in a file
   busybox syslogd -O "$OVH_SYSLOG" 2>/dev/null || echo "ovh-vm: syslogd did not start"
+  # shellcheck disable=SC2119
   ovh_config
   touch "$OVH_WORK/.setup"
 }
 
+# shellcheck disable=SC2120 # arguments are optional
 ovh_config() {  # [EXTRA TOML...]
   install -d -m 0700 "$(dirname "$OVH_VOLUMES")"
   { printf 'volumes_root = "%s"\nstate_dir = "%s"\n' "$OVH_VOLUMES" "$OVH_STATE"
@@ -182,6 +184,7 @@ _ovh_podman_setup() {
   mkdir -p /var/lib/containers/storage && restorecon -R /var/lib/containers
   ovh_rootfs "$OVH_WORK/podman-rootfs" ""
   tar -C "$OVH_WORK/podman-rootfs" -cf "$OVH_WORK/podman-rootfs.tar" .
+  # shellcheck disable=SC2086
   $OVH_PODMAN import -q "$OVH_WORK/podman-rootfs.tar" localhost/ovh-busybox:latest >/dev/null || return 1
   restorecon -R /var/lib/containers
   touch "$OVH_WORK/.podman"
@@ -196,6 +199,7 @@ ovh_podman() {
   _t0=$(_up) _rc=0
   if [ -n "$3" ]; then set -- "$1" "$2" "--annotation=oci-volume-hook/volumes=$3" "$4"
   else set -- "$1" "$2" "--annotation=oci-volume-hook/test=vm" "$4"; fi
+  # shellcheck disable=SC2086 # $OVH_PODMAN is a command line
   timeout 120 $OVH_PODMAN --hooks-dir /mnt/host/hooks.d run --rm --network none --name "$1" \
     --security-opt "label=level:s0${2:+:$2}" "$3" localhost/ovh-busybox:latest /bin/sh -c "$4" > "$OVH_OUT" 2>&1 || _rc=$?
   sed "s/^/    $1| /" "$OVH_OUT" | tr -d '\000'

@@ -3,6 +3,7 @@
 # each in its own shell with a time limit, then prints the totals as the last line: "vm: N passed, N failed".
 # A test file that exits non-zero without a FAIL of its own, or makes no assertion at all, counts as one FAIL.
 cd "$(dirname "$0")" || exit 2
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . ./lib.sh
 ovh_setup
 : > "$OVH_RESULTS"

@@ -1,5 +1,7 @@
 #!/bin/sh
 # The tier itself: SELinux is enforcing in the guest and the container policy module is loaded.
+# shellcheck disable=SC2317,SC2016 # functions run through check; single quotes are meant
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 check "SELinux is enforcing" test "$(getenforce)" = Enforcing
 check "policy is the reference policy (default)" grep -q '^SELINUXTYPE=default' /etc/selinux/config

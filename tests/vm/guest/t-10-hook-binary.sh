@@ -1,5 +1,6 @@
 #!/bin/sh
 # The hook built on the host (glibc 2.36) runs in the guest from the 9p share.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 check "hook binary present at $OVH_HOOK" test -x "$OVH_HOOK"
 out=$("$OVH_HOOK" --version 2>&1); rc=$?

@@ -4,6 +4,7 @@
 #  2. after chcon container_file_t:s0:c1,c2 from outside: the same container reads and writes it
 #  3. a container with other categories (c3,c4) is DENIED (MCS separation)
 # (also: the hook really runs at createRuntime and poststop, and the helpers work with crun)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 V=$OVH_VOLUMES/myapp
 rm -rf "$V"; mkdir -p "$V"; echo ovh-secret > "$V/data.txt"; restorecon -R "$OVH_VOLUMES"

@@ -2,6 +2,8 @@
 # NFS infrastructure for the hook's NFS volumes: the in-guest server serves v3, v4.0, v4.1, v4.2 (mounted by hand
 # with mount.nfs, read + write), a client in a second network namespace ("another host") mounts over a veth
 # pair, and an NFS mount with context= is usable by a container with the same categories (nfs_t is not).
+# shellcheck disable=SC2317,SC2016 # functions run through check; single quotes are meant
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 E=/srv/nfs; mkdir -p "$E/vol1"; echo "served-by-nfsd" > "$E/vol1/file.txt"
 t0=$(cut -d' ' -f1 /proc/uptime)
@@ -18,7 +20,7 @@ nfs_rw() {  # VERSION SERVER:PATH [OPTS] - mount (by $NS, if set), check the ver
   echo "written over v$1" > "/mnt/nfs/vol1/w-$1" || r=1
   umount /mnt/nfs || r=1
   [ "$(cat "$E/vol1/w-$1")" = "written over v$1" ] || r=1
-  return $r
+  return "$r"
 }
 check "NFS v3 mount, read, write"   nfs_rw 3   "127.0.0.1:$E" ,nolock
 check "NFS v4.0 mount, read, write" nfs_rw 4.0 127.0.0.1:/

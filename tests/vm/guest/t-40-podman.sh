@@ -1,6 +1,7 @@
 #!/bin/sh
 # podman with the repository's hooks.d entries (verbatim), SELinux enforcing: the hook attaches a volume into a
 # podman container at level s0:c1,c2; the container can read it only once the volume carries its label.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 V=$OVH_VOLUMES/pvol
 rm -rf "$V"; mkdir -p "$V"; echo podman-data > "$V/d.txt"; restorecon -R "$OVH_VOLUMES"
