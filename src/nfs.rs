@@ -961,9 +961,7 @@ pub fn run_mount(
             ));
         }
     }
-    let result = in_child(deadline, |sock| {
-        child_mount(fsfd.as_fd(), subdir, new_dir, sock)
-    });
+    let result = in_child(deadline, |_| child_mount(fsfd.as_fd(), subdir, new_dir));
     match result {
         Ok(r) => Ok(r),
         Err(ChildError::TimedOut) => Err(MountError::TimedOut),
@@ -982,9 +980,7 @@ fn child_mount(
     fsfd: BorrowedFd<'_>,
     subdir: &[CString],
     new_dir: NewDir,
-    sock: BorrowedFd<'_>,
 ) -> Result<(OwnedFd, bool), (Stage, Errno)> {
-    let _ = sock;
     fsconfig_create(fsfd).map_err(|e| (Stage::Create, e))?;
     let mnt = fsmount(fsfd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .map_err(|e| (Stage::Fsmount, e))?;
