@@ -367,6 +367,12 @@ fn parse_options(list: &str) -> Result<Options, String> {
             "U" => ("U", true),
             "idmap" => ("idmap", true),
             "" => return Err("empty option in the option list".into()),
+            other if other.contains('=') => {
+                return Err(format!(
+                    "unknown option {}: mount options such as NFS's vers= or timeo= are the admin's, set in the volume's [volumes.NAME] options, never in the annotation",
+                    quote(other)
+                ))
+            }
             other => return Err(format!("unknown option {}", quote(other))),
         };
         if let Some(prev) = seen.insert(pair, opt) {
