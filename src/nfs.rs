@@ -11,7 +11,7 @@
 //!   ([`resolve`]) and passes `addr=`; for NFS 4.0 also `clientaddr=`, the
 //!   local address this host uses to reach the server.
 //! - Labels: NFS stores no per-file labels, so z/Z become `context=` (the
-//!   container's file label, level s0 for z). A mount refused because the
+//!   container's file label from label::target_context, level s0 for z). A mount refused because the
 //!   same export is already mounted with another context is retried once
 //!   with `nosharecache`.
 //! - Time: the blocking part (creating the superblock, the sub-directory)
@@ -51,7 +51,6 @@ use rustix::net::{
 };
 use rustix::process::{kill_process, waitpid, Signal, WaitOptions};
 
-use crate::annotations::Relabel;
 use crate::bundle::Bundle;
 use crate::error::{quote, HookError};
 use crate::plan::NewDir;
@@ -410,7 +409,7 @@ pub fn plan_step(
     }
     let context = match options.relabel {
         None => None,
-        Some(mode) => target_context(bundle, mode).map_err(|e| e.about(subject))?,
+        Some(mode) => crate::label::target_context(bundle, mode).map_err(|e| e.about(subject))?,
     };
     let (uid, gid) = bundle.host_owner()?;
     Ok(NfsStep {
@@ -422,48 +421,6 @@ pub fn plan_step(
             mode: crate::plan::NEW_VOLUME_MODE,
         },
     })
-}
-
-// TODO(label::target_context): replace with crate::label::target_context(bundle, mode)
-// once the selinux branch lands on main (it also reads lxc_contexts when there
-// is no mountLabel).
-fn target_context(bundle: &Bundle, mode: Relabel) -> Result<Option<String>, HookError> {
-    context_for(bundle.mount_label(), mode, selinux_enabled())
-}
-
-fn context_for(
-    mount_label: Option<&str>,
-    mode: Relabel,
-    selinux: bool,
-) -> Result<Option<String>, HookError> {
-    if !selinux {
-        return Ok(None);
-    }
-    let Some(label) = mount_label else {
-        return Err(HookError::failed(
-            "",
-            "z/Z on an NFS volume needs the container's linux.mountLabel, and config.json has none",
-        )
-        .hint("run the container with an SELinux label (podman does by default), or drop z/Z"));
-    };
-    Ok(Some(match mode {
-        Relabel::Private => label.to_string(),
-        Relabel::Shared => {
-            // user:role:type:level → level s0 (no categories).
-            let parts: Vec<&str> = label.splitn(4, ':').collect();
-            if parts.len() < 3 {
-                return Err(HookError::failed(
-                    "",
-                    format!("mountLabel {} is not an SELinux context", quote(label)),
-                ));
-            }
-            format!("{}:{}:{}:s0", parts[0], parts[1], parts[2])
-        }
-    }))
-}
-
-fn selinux_enabled() -> bool {
-    Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 /// The value of an SELinux boolean (`/sys/fs/selinux/booleans/NAME`), if the
@@ -1329,24 +1286,6 @@ mod tests {
         assert_eq!(p[0].1.as_deref(), Some("[fd00::5]:/exports/logs"));
         assert_eq!(render(&p), "vers=3,addr=fd00::5,nolock");
         assert_eq!(s.volume.display(), "[fd00::5]:/exports/logs/app1");
-    }
-
-    #[test]
-    fn contexts_for_z_and_capital_z() {
-        let l = Some("system_u:object_r:container_file_t:s0:c1,c2");
-        assert_eq!(context_for(l, Relabel::Shared, false).unwrap(), None);
-        assert_eq!(
-            context_for(l, Relabel::Shared, true).unwrap().as_deref(),
-            Some("system_u:object_r:container_file_t:s0")
-        );
-        assert_eq!(
-            context_for(l, Relabel::Private, true).unwrap().as_deref(),
-            l
-        );
-        assert!(context_for(None, Relabel::Private, true)
-            .unwrap_err()
-            .why
-            .contains("mountLabel"));
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub fn run(
                                     }
                                     Ok(_)
                                         if n.context.is_none()
-                                            && Path::new("/sys/fs/selinux/enforce").exists() =>
+                                            && crate::label::selinux_enabled().is_ok() =>
                                     {
                                         v.hint = Some(crate::nfs::boolean_note());
                                     }

@@ -298,7 +298,7 @@ fn nfs_source<'a>(
     n: &nfs::NfsStep,
     not_after: std::time::Instant,
 ) -> Result<(&'a MountStep, volume::Source, OwnedFd), HookError> {
-    if n.context.is_none() && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+    if n.context.is_none() && crate::label::selinux_enabled().is_ok() {
         log::warn!("{}: {}", volume_subject(&step.spec), nfs::boolean_note());
     }
     let m = nfs::mount(n, not_after)?;
