@@ -180,6 +180,14 @@ pub fn parse_annotation(value: &str) -> Result<Vec<VolumeRequest>, HookError> {
 pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
     let subject = volume_subject(spec);
     let invalid = |why: String| HookError::invalid(subject.clone(), why);
+    // Tab, CR and LF may separate specs, never sit inside one (a destination
+    // or host path with a newline would reach paths, records and log lines).
+    if let Some(c) = spec.chars().find(|c| c.is_control()) {
+        return Err(invalid(format!(
+            "contains the control character {}",
+            c.escape_default()
+        )));
+    }
     // An nfs:// source holds ':' itself: split it off first.
     let (nfs, rest) = match spec.strip_prefix("nfs://") {
         Some(after) => {
@@ -359,6 +367,12 @@ fn parse_options(list: &str) -> Result<Options, String> {
             "U" => ("U", true),
             "idmap" => ("idmap", true),
             "" => return Err("empty option in the option list".into()),
+            other if other.contains('=') => {
+                return Err(format!(
+                    "unknown option {}: mount options such as NFS's vers= or timeo= are the admin's, set in the volume's [volumes.NAME] options, never in the annotation",
+                    quote(other)
+                ))
+            }
             other => return Err(format!("unknown option {}", quote(other))),
         };
         if let Some(prev) = seen.insert(pair, opt) {
@@ -528,6 +542,9 @@ mod tests {
         assert!(err(&many).contains("more than 64"));
         assert!(err("a:/b\0").contains("control character"));
         assert!(err("a:/b\u{1b}[31m").contains("control character"));
+        assert!(err("a:/x\ty").contains("control character"));
+        assert!(err("a:/proc/x\ny").contains("control character"));
+        assert_eq!(parse_annotation("a:/a\t;\n\tb:/b\r\n").unwrap().len(), 2);
         assert!(err("").contains("no volume spec"));
         assert!(err(" ; ").contains("no volume spec"));
     }

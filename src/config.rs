@@ -300,11 +300,11 @@ impl Config {
                     return Err(bad(format!("{t} has both path and nfs; choose one")))
                 }
                 Some(nfs) => {
-                    let ok = nfs
-                        .split_once(":/")
-                        .is_some_and(|(server, _)| !server.is_empty());
-                    if !ok {
-                        return Err(bad(format!("{t} nfs = {nfs:?} must be \"server:/export\"")));
+                    crate::nfs::parse_server_export(nfs)
+                        .map_err(|why| bad(format!("{t} {why}")))?;
+                    if let Some(o) = &v.options {
+                        crate::nfs::NfsOptions::parse(o)
+                            .map_err(|why| bad(format!("{t} options: {why}")))?;
                     }
                 }
                 None => {

@@ -86,9 +86,33 @@ impl HookError {
 
 impl fmt::Display for HookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.subject, self.class.verb(), self.why)?;
+        write!(
+            f,
+            "{} {}: {}",
+            NoControl(&self.subject),
+            self.class.verb(),
+            NoControl(&self.why)
+        )?;
         if let Some(hint) = &self.hint {
-            write!(f, " ({hint})")?;
+            write!(f, " ({})", NoControl(hint))?;
+        }
+        Ok(())
+    }
+}
+
+/// Text with its control characters escaped: whatever a message embeds
+/// (a path, a TOML or JSON parser's message), the error stays one printable
+/// line on a terminal and in syslog.
+struct NoControl<'a>(&'a str);
+
+impl fmt::Display for NoControl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
         }
         Ok(())
     }
@@ -141,6 +165,15 @@ mod tests {
         assert!(!f.to_string().contains("denied"));
         assert_eq!(f.exit_code(), 1);
         assert_eq!(HookError::invalid("x", "y").exit_code(), 2);
+    }
+
+    #[test]
+    fn display_escapes_control_characters() {
+        let e = HookError::failed("config", "unknown field `\u{7}`\nforged").hint("a\u{1b}b");
+        assert_eq!(
+            e.to_string(),
+            "config failed: unknown field `\\u{7}`\\nforged (a\\u{1b}b)"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod hardening;
 pub mod label;
 pub mod log;
 pub mod mount;
+pub mod nfs;
 pub mod ns;
 pub mod owner;
 pub mod plan;

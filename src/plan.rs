@@ -34,6 +34,8 @@ pub enum SourceStep {
     /// Open a host path and check, on the opened fd, that it is still under
     /// `allowed_by` (a symlink swapped in after the policy check is caught).
     Host { path: PathBuf, allowed_by: PathBuf },
+    /// Mount an NFS export (`nfs::mount`), within its deadline.
+    Nfs(crate::nfs::NfsStep),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,9 @@ impl MountStep {
         match &self.source {
             SourceStep::Managed { root, name, .. } => root.join(name),
             SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
+            // The export (and sub-directory) on its server: claims on one
+            // host only see this host's containers.
+            SourceStep::Nfs(n) => PathBuf::from(format!("nfs:{}", n.volume.display())),
         }
     }
 }
@@ -103,6 +108,32 @@ pub const NEW_VOLUME_MODE: u32 = 0o755;
 pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
+        // NFS: z/Z become context=, U and idmap are refused (nfs::plan_step).
+        if let ResolvedSource::Nfs(n) = &v.source {
+            steps.push(MountStep {
+                spec: v.spec.clone(),
+                name: v.name.clone(),
+                source: SourceStep::Nfs(crate::nfs::plan_step(
+                    bundle,
+                    n,
+                    &v.options,
+                    &volume_subject(&v.spec),
+                )?),
+                dest: v.dest.clone(),
+                attrs: MountAttrs {
+                    read_only: v.options.read_only,
+                    nosuid: v.options.nosuid,
+                    nodev: v.options.nodev,
+                    noexec: v.options.noexec,
+                },
+                access: v.access,
+                exclusive_readers: v.exclusive_readers,
+                label: None,
+                owner: None,
+                idmap: false,
+            });
+            continue;
+        }
         let idmap = v.options.idmap;
         if idmap && !bundle.has_user_namespace() {
             return Err(HookError::invalid(
@@ -171,6 +202,8 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 path: path.clone(),
                 allowed_by: allowed_by.clone(),
             },
+            // Planned above.
+            ResolvedSource::Nfs(_) => continue,
         };
         steps.push(MountStep {
             spec: v.spec.clone(),
@@ -320,6 +353,43 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn nfs_steps_take_z_and_refuse_u_and_idmap() {
+        let c = Config {
+            allowed_nfs_servers: vec!["10.0.0.5".into()],
+            ..Config::default()
+        };
+        let b = bundle(r#"{"process":{"user":{"uid":1000,"gid":1000}}}"#);
+        let go = |ann: &str| {
+            let r = resolve(&c, &parse_annotation(ann).unwrap()[0]).unwrap();
+            build(&b, &[r])
+        };
+        let p = go("nfs://10.0.0.5/srv:/data:z,ro").unwrap();
+        match &p.steps[0].source {
+            SourceStep::Nfs(n) => {
+                assert_eq!((n.new_dir.uid, n.new_dir.gid), (1000, 1000));
+                assert!(p.steps[0].attrs.read_only);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = go("nfs://10.0.0.5/srv:/data:U").unwrap_err().to_string();
+        assert!(
+            e.contains("option U cannot be used on NFS volume 10.0.0.5:/srv"),
+            "{e}"
+        );
+        let e = go("nfs://10.0.0.5/srv:/data:idmap")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot idmap NFS"), "{e}");
+        let e = parse_annotation("nfs://10.0.0.5/srv:/data:vers=3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown option \"vers=3\"") && e.contains("admin"),
+            "{e}"
+        );
     }
 
     const USERNS: &str = r#"{"process":{"user":{"uid":1000,"gid":1001}},"linux":{"namespaces":[{"type":"user"}],"uidMappings":[{"containerID":0,"hostID":100000,"size":65536}],"gidMappings":[{"containerID":0,"hostID":100000,"size":65536}]}}"#;

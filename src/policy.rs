@@ -8,6 +8,7 @@ use crate::annotations::Options;
 use crate::annotations::{Relabel, Source, VolumeRequest};
 use crate::config::{Access, Config, OwnerChange, RelabelPolicy, SelinuxMode};
 use crate::error::{volume_subject, HookError};
+use crate::nfs::{NfsOptions, NfsVolume};
 
 /// Where an approved volume's data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub enum ResolvedSource {
     /// A host path under an `allowed_host_paths` entry: `path` has its
     /// symlinks resolved; `allowed_by` is the (resolved) entry.
     Host { path: PathBuf, allowed_by: PathBuf },
+    /// An NFS export: an admin `[volumes.NAME]` with `nfs`, or an allowed
+    /// `nfs://` source.
+    Nfs(NfsVolume),
 }
 
 /// A volume the policy approved. Code past this point never sees raw
@@ -72,13 +76,9 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                 }
                 let source = match (&v.path, &v.nfs) {
                     (Some(path), _) => ResolvedSource::Admin { path: path.clone() },
-                    (None, Some(_)) => {
-                        return Err(HookError::failed(
-                            subject,
-                            "NFS volumes are not supported by this build",
-                        )
-                        .hint("use a bind volume"))
-                    }
+                    (None, Some(nfs)) => ResolvedSource::Nfs(
+                        admin_nfs(config, name, v, nfs).map_err(|e| e.about(&subject))?,
+                    ),
                     // Defined by the admin, so always created on first use.
                     (None, None) => ResolvedSource::Managed {
                         root: config.volumes_root.clone(),
@@ -138,10 +138,20 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                 )
                 .hint("ask the admin to add the server there, or to define the export as a named volume"));
             }
-            return Err(
-                HookError::failed(subject, "NFS volumes are not supported by this build")
-                    .hint("use a bind volume"),
+            let rule = format!(
+                "allowed_nfs_servers entry {} in {}",
+                url.host, config.origin
             );
+            let volume = NfsVolume {
+                host: url.host.clone(),
+                port: url.port,
+                export: url.export.clone(),
+                subdir: None,
+                options: NfsOptions::default(),
+                timeout: config.mount_timeout,
+                timeout_rule: format!("mount_timeout in {}", config.origin),
+            };
+            (None, ResolvedSource::Nfs(volume), rule)
         }
         Source::HostPath(path) => {
             let (path, allowed_by) = allowed_host_path(config, path).map_err(|e| {
@@ -238,6 +248,42 @@ fn selinux_mode(
         SelinuxMode::None => None,
         SelinuxMode::Shared => Some(Relabel::Shared),
         SelinuxMode::Private => Some(Relabel::Private),
+    })
+}
+
+/// The NFS volume an admin defined in `[volumes.NAME]` (validated at load).
+fn admin_nfs(
+    config: &Config,
+    name: &str,
+    v: &crate::config::VolumeConfig,
+    nfs: &str,
+) -> Result<NfsVolume, HookError> {
+    let bad = |why: String| {
+        HookError::failed("", format!("[volumes.{name}] in {}: {why}", config.origin))
+    };
+    let (host, export) = crate::nfs::parse_server_export(nfs).map_err(bad)?;
+    let options = match &v.options {
+        Some(o) => NfsOptions::parse(o).map_err(bad)?,
+        None => NfsOptions::default(),
+    };
+    let (timeout, timeout_rule) = match v.mount_timeout {
+        Some(t) => (
+            t,
+            format!("[volumes.{name}] mount_timeout in {}", config.origin),
+        ),
+        None => (
+            config.mount_timeout,
+            format!("mount_timeout in {}", config.origin),
+        ),
+    };
+    Ok(NfsVolume {
+        host,
+        port: None,
+        export,
+        subdir: v.subdir.clone(),
+        options,
+        timeout,
+        timeout_rule,
     })
 }
 
@@ -459,5 +505,60 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.class, Class::Denied);
+    }
+
+    #[test]
+    fn nfs_volumes_resolve_and_nfs_urls_need_the_allowlist() {
+        let t = tempfile::tempdir().unwrap();
+        let c = Config::parse(
+            r#"
+mount_timeout = 7
+[volumes.shared-logs]
+nfs = "fs.example.com:/exports/logs"
+options = "vers=4.1,hard,timeo=600"
+subdir = "app1"
+[volumes.v3]
+nfs = "10.0.0.5:/srv/nfs"
+options = "vers=3,nolock"
+mount_timeout = 3
+read_only = true
+"#,
+            Path::new("/etc/oci-volume-hook/config.toml"),
+        )
+        .unwrap();
+        let mut c = Config {
+            volumes_root: t.path().join("vols"),
+            ..c
+        };
+        let r = go(&c, "shared-logs:/var/log/app:ro").unwrap();
+        let ResolvedSource::Nfs(n) = &r.source else {
+            panic!("{r:?}")
+        };
+        assert_eq!(n.display(), "fs.example.com:/exports/logs/app1");
+        assert_eq!(
+            (n.timeout, n.options.version),
+            (7, crate::nfs::Version::V4_1)
+        );
+        assert!(r.rule.contains("[volumes.shared-logs]"));
+        let r = go(&c, "v3:/data").unwrap();
+        let ResolvedSource::Nfs(n) = &r.source else {
+            panic!("{r:?}")
+        };
+        assert_eq!(n.timeout, 3);
+        assert!(n.timeout_rule.contains("[volumes.v3] mount_timeout"));
+        assert!(r.options.read_only);
+        // nfs:// is denied by default, allowed by the allowlist.
+        let e = go(&c, "nfs://fs.example.com/exports/x:/x").unwrap_err();
+        assert_eq!(e.class, Class::Denied);
+        c.allowed_nfs_servers = vec!["fs.example.com".into()];
+        let r = go(&c, "nfs://fs.example.com:2050/exports/x:/x").unwrap();
+        let ResolvedSource::Nfs(n) = &r.source else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            (n.port, n.export.as_path()),
+            (Some(2050), Path::new("/exports/x"))
+        );
+        assert!(r.rule.contains("allowed_nfs_servers"));
     }
 }

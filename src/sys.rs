@@ -97,3 +97,49 @@ pub fn unshare_fs() -> io::Result<()> {
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
     Ok(())
 }
+
+/// Give this process its own copy of the mount table
+/// (`unshare(CLONE_NEWNS)`). Used only in the NFS mount child.
+pub fn unshare_mount_ns() -> io::Result<()> {
+    // SAFETY: CLONE_NEWNS copies the mount namespace only; it does not
+    // unshare the fd table or memory (the hazards rustix's docs name), and
+    // the caller is a single-threaded forked child that exits soon after.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }?;
+    Ok(())
+}
+
+/// Fork. The child closes its stdin, stdout and stderr, runs `child` and
+/// leaves with `_exit(status)` (no atexit handlers, no unwinding into the
+/// parent's code); the parent gets its pid.
+///
+/// `child` must only make system calls on data prepared before the fork
+/// (rustix calls on fds and `CStr`s, no allocation, no locks): the parent
+/// may have other threads (the test harness does) whose locks the child
+/// inherits held.
+pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<rustix::process::Pid> {
+    // SAFETY: fork(2) itself has no memory-safety preconditions. The child
+    // half below runs only `child`, whose contract (above) is to make
+    // async-signal-safe system calls, and then `_exit`, so no lock held by
+    // another thread of the parent is ever taken in the child.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            for fd in 0..=2 {
+                // SAFETY: close(2) on a plain integer. The child gives up
+                // stdin, stdout and stderr so that a runtime waiting for the
+                // end of the hook's output (runc collects it through pipes)
+                // never waits for a helper still dying in the kernel; nothing
+                // in the child uses them and no OwnedFd refers to them.
+                unsafe { libc::close(fd) };
+            }
+            let status =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(127);
+            // SAFETY: _exit(2) ends the child without running the parent's
+            // atexit handlers or destructors of shared state.
+            unsafe { libc::_exit(status) }
+        }
+        pid => rustix::process::Pid::from_raw(pid)
+            .ok_or_else(|| io::Error::other("fork returned an invalid pid")),
+    }
+}

@@ -60,6 +60,15 @@ pub fn open(step: &SourceStep) -> Result<Source, HookError> {
             }
             (fd, real, false)
         }
+        SourceStep::Nfs(n) => {
+            return Err(HookError::failed(
+                "",
+                format!(
+                    "{} is an NFS export, mounted by nfs::mount",
+                    n.volume.display()
+                ),
+            ))
+        }
     };
     let st =
         fstat(&fd).map_err(|e| HookError::failed("", format!("fstat {}: {e}", path.display())))?;

@@ -41,6 +41,8 @@ struct VolumeReport {
     options: Option<String>,
     /// The SELinux decision: current label, target label, walk or not.
     selinux: Option<String>,
+    /// NFS: the mount the hook would make (type, source, options, deadline).
+    nfs_mount: Option<String>,
     /// Option U: current and target owner, walk or skip.
     owner: Option<String>,
     /// Option idmap: whether the mount is idmapped.
@@ -117,6 +119,25 @@ pub fn run(
                                 idmap: Some(idmap),
                                 ..Default::default()
                             };
+                            if let SourceStep::Nfs(n) = &step.source {
+                                let d = crate::nfs::describe(n);
+                                v.source_state = Some(d.server);
+                                v.nfs_mount = Some(d.mount);
+                                match d.resolved {
+                                    Err(e) => {
+                                        note(Class::Failed);
+                                        v.decision = "failed".into();
+                                        v.hint = e.hint;
+                                    }
+                                    Ok(_)
+                                        if n.context.is_none()
+                                            && Path::new("/sys/fs/selinux/enforce").exists() =>
+                                    {
+                                        v.hint = Some(crate::nfs::boolean_note());
+                                    }
+                                    Ok(_) => {}
+                                }
+                            }
                             if !source_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
@@ -169,12 +190,16 @@ fn source_path(s: &SourceStep) -> String {
     match s {
         SourceStep::Managed { root, name, .. } => root.join(name).display().to_string(),
         SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.display().to_string(),
+        SourceStep::Nfs(n) => format!("nfs {}", n.volume.display()),
     }
 }
 
 /// The source's state, and whether prestart could use it.
 fn describe_source(s: &SourceStep) -> (String, bool) {
     let path = source_path(s);
+    if let SourceStep::Nfs(_) = s {
+        return ("NFS export (not mounted by check)".into(), true);
+    }
     let managed = matches!(s, SourceStep::Managed { .. });
     // Managed volumes are opened without following symlinks; admin and
     // host paths are resolved (the policy already judged where they lead).
@@ -241,6 +266,12 @@ fn describe_label(bundle: &Bundle, step: &plan::MountStep, l: plan::LabelPlan) -
 }
 
 fn describe_owner(step: &MountStep) -> String {
+    if let SourceStep::Nfs(n) = &step.source {
+        return format!(
+            "the NFS server's (U is refused on NFS); a new sub-directory is created owned by {}:{}",
+            n.new_dir.uid, n.new_dir.gid
+        );
+    }
     let path = source_path(&step.source);
     let Some(p) = &step.owner else {
         return match std::fs::symlink_metadata(&path) {
@@ -350,6 +381,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("  state", &v.destination_state),
             ("options", &v.options),
             ("selinux", &v.selinux),
+            ("nfs mount", &v.nfs_mount),
             ("owner", &v.owner),
             ("idmap", &v.idmap),
             ("why", &v.why),

@@ -18,12 +18,12 @@ use crate::bundle::Bundle;
 use crate::claims;
 use crate::config::Config;
 use crate::error::{volume_subject, HookError};
-use crate::plan::{self, MountPlan, MountStep};
+use crate::plan::{self, MountPlan, MountStep, SourceStep};
 use crate::policy;
 use crate::record::{self, Record, RecordVolume, StateDir};
 use crate::rootfs::RootFs;
 use crate::state::State;
-use crate::{label, mount, ns, owner, volume, walk};
+use crate::{label, mount, nfs, ns, owner, volume, walk};
 
 pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -133,8 +133,13 @@ fn attach(
     };
     let mut prepared: Vec<(&MountStep, volume::Source, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
+    let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
     for (step, label) in plan.steps.iter().zip(labels) {
         let subject = volume_subject(&step.spec);
+        if let SourceStep::Nfs(n) = &step.source {
+            prepared.push(nfs_source(step, n, nfs_not_after).map_err(|e| e.about(&subject))?);
+            continue;
+        }
         let source = volume::open(&step.source).map_err(|e| e.about(&subject))?;
         if source.created {
             info!("created volume {}", source.path.display());
@@ -284,6 +289,36 @@ fn private_label_free(
         }
     }
     Ok(())
+}
+
+/// Mount an NFS export (host mount and network namespaces, within its
+/// deadline) and give the detached mount the volume's attributes.
+fn nfs_source<'a>(
+    step: &'a MountStep,
+    n: &nfs::NfsStep,
+    not_after: std::time::Instant,
+) -> Result<(&'a MountStep, volume::Source, OwnedFd), HookError> {
+    if n.context.is_none() && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        log::warn!("{}: {}", volume_subject(&step.spec), nfs::boolean_note());
+    }
+    let m = nfs::mount(n, not_after)?;
+    mount::set_attrs(m.tree.as_fd(), &step.attrs)
+        .map_err(|e| HookError::failed("", format!("mount_setattr {}: {e}", m.display)))?;
+    if m.created {
+        info!("created sub-directory {}", m.display);
+    }
+    info!("mounted NFS {} ({})", m.display, m.options);
+    let fd = m
+        .tree
+        .try_clone()
+        .map_err(|e| HookError::failed("", format!("dup: {e}")))?;
+    let source = volume::Source {
+        fd,
+        path: format!("nfs:{}", m.display).into(),
+        is_dir: true,
+        created: m.created,
+    };
+    Ok((step, source, m.tree))
 }
 
 fn attrs_list(step: &MountStep) -> String {
