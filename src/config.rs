@@ -38,7 +38,7 @@ pub struct Config {
     pub mount_timeout: u64,
     /// Relabel policy for volumes without their own `relabel`.
     #[serde(default)]
-    pub relabel: RelabelPolicy,
+    pub relabel: Option<RelabelPolicy>,
     /// Ownership change policy for volumes without their own `owner_change`.
     #[serde(default)]
     pub owner_change: OwnerChange,
@@ -168,7 +168,7 @@ impl Default for Config {
             log_level: None,
             allowed_nfs_servers: Vec::new(),
             mount_timeout: default_mount_timeout(),
-            relabel: RelabelPolicy::default(),
+            relabel: None,
             owner_change: OwnerChange::default(),
             volumes: BTreeMap::new(),
             origin: Origin::BuiltIn,
@@ -391,7 +391,7 @@ mount_timeout = 5
         assert_eq!(c.volumes["shared-logs"].subdir, Some(PathBuf::from("app1")));
         assert_eq!(
             (c.mount_timeout, c.relabel, c.owner_change),
-            (20, RelabelPolicy::Always, OwnerChange::Always)
+            (20, Some(RelabelPolicy::Always), OwnerChange::Always)
         );
     }
 

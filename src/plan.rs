@@ -336,9 +336,10 @@ mod tests {
                     mode: Relabel::Private,
                     policy: on_change
                 }),
+                // Unset relabel: a shared volume is walked at every start.
                 Some(LabelPlan {
                     mode: Relabel::Shared,
-                    policy: on_change
+                    policy: RelabelPolicy::Always
                 }),
                 None
             ]

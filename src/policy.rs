@@ -178,7 +178,17 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
         _ => None,
     };
     options.relabel = selinux_mode(config, req, admin, &mut rule)?;
-    let relabel_policy = admin.and_then(|v| v.relabel).unwrap_or(config.relabel);
+    // Unset: a shared (z) volume is walked at every start — files a container
+    // creates carry its categories, and a walk is what shares them again (as
+    // podman does; it only rewrites what differs) — and a private (Z) one
+    // only when its label changed (O(1) restarts).
+    let relabel_policy = admin
+        .and_then(|v| v.relabel)
+        .or(config.relabel)
+        .unwrap_or(match options.relabel {
+            Some(Relabel::Shared) => RelabelPolicy::Always,
+            _ => RelabelPolicy::OnChange,
+        });
     let owner_change = name
         .as_ref()
         .and_then(|n| config.volumes.get(n))
@@ -397,12 +407,43 @@ mod tests {
     }
 
     #[test]
+    fn shared_volumes_walk_every_start_unless_the_admin_says_otherwise() {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = config(t.path());
+        assert_eq!(
+            go(&c, "v:/v:z").unwrap().relabel_policy,
+            RelabelPolicy::Always
+        );
+        assert_eq!(
+            go(&c, "v:/v:Z").unwrap().relabel_policy,
+            RelabelPolicy::OnChange
+        );
+        c.relabel = Some(RelabelPolicy::OnChange);
+        assert_eq!(
+            go(&c, "v:/v:z").unwrap().relabel_policy,
+            RelabelPolicy::OnChange
+        );
+        c.relabel = None;
+        c.volumes.insert(
+            "w".into(),
+            VolumeConfig {
+                relabel: Some(RelabelPolicy::OnChange),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            go(&c, "w:/w:z").unwrap().relabel_policy,
+            RelabelPolicy::OnChange
+        );
+    }
+
+    #[test]
     fn selinux_admin_default_and_lock() {
         use crate::annotations::Relabel;
         use crate::config::{RelabelPolicy, SelinuxMode};
         let t = tempfile::tempdir().unwrap();
         let mut c = config(t.path());
-        c.relabel = RelabelPolicy::Always;
+        c.relabel = Some(RelabelPolicy::Always);
         let vol = |mode, locked| VolumeConfig {
             selinux: Some(mode),
             selinux_locked: locked,
