@@ -36,10 +36,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fs::{
-    fchmod, fchown, mkdirat, openat, openat2, unlinkat, AtFlags, Gid, Mode, OFlags, ResolveFlags,
-    Uid, CWD,
-};
+use rustix::fs::{fchmod, fchown, mkdirat, openat, unlinkat, AtFlags, Gid, Mode, OFlags, Uid, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
@@ -978,17 +975,8 @@ fn child_mount(
             Err(Errno::EXIST) => false,
             Err(e) => return Err((Stage::Mkdir, e)),
         };
-        let next = openat2(
-            &cur,
-            name.as_c_str(),
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH
-                | ResolveFlags::NO_SYMLINKS
-                | ResolveFlags::NO_MAGICLINKS
-                | ResolveFlags::NO_XDEV,
-        )
-        .map_err(|e| (Stage::Open, e))?;
+        let next = crate::walk::open_dir_beneath(cur.as_fd(), name.as_c_str())
+            .map_err(|e| (Stage::Open, e))?;
         if made {
             created = true;
             // Created 0700 root: owner and mode set on our fd before anyone

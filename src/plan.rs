@@ -255,16 +255,7 @@ mod tests {
     }
 
     fn plan(json: &str, ann: &str) -> Result<MountPlan, HookError> {
-        let c = Config {
-            volumes_root: "/nonexistent-ovh/vols".into(),
-            ..Config::default()
-        };
-        let vols: Vec<_> = parse_annotation(ann)
-            .unwrap()
-            .iter()
-            .map(|r| resolve(&c, r).unwrap())
-            .collect();
-        build(&bundle(json), &vols)
+        plan_with("", json, ann)
     }
 
     #[test]

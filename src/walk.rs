@@ -170,7 +170,13 @@ pub fn walk<V: Visitor + ?Sized>(
 }
 
 fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    Ok(openat2(
+    Ok(open_dir_beneath(parent, name)?)
+}
+
+/// Open the directory `name` directly under `parent` for reading: never
+/// through a symlink, never out of `parent`, never into another mount.
+pub fn open_dir_beneath(parent: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> {
+    openat2(
         parent,
         name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -179,7 +185,7 @@ fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
             | ResolveFlags::NO_SYMLINKS
             | ResolveFlags::NO_MAGICLINKS
             | ResolveFlags::NO_XDEV,
-    )?)
+    )
 }
 
 fn worker<V: Visitor + ?Sized>(shared: &Shared<'_, V>, first: Option<OwnedFd>) {
