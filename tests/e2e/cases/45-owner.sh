@@ -159,7 +159,9 @@ test_runc_owner_walk_killed_by_timeout() {
     require_cmd getfattr
     chmod 1777 "$MARK"
     owner_volume big
-    local n=${OWNER_E2E_FILES:-300000}
+    # Large enough that no machine walks it within 1 s (a quiet 2-core one
+    # walked 300k in under 1 s).
+    local n=${OWNER_E2E_FILES:-1200000}
     python3 - "$VOLROOT/big/tree" "$n" <<'PY'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
