@@ -193,7 +193,7 @@ check-versions:
 
 # ------------------------------------------------------------------ .deb
 # Built from the dist tarball (like a Debian source package), offline.
-# Debian's own cargo/rustc (>= 1.85, e.g. Debian 13) satisfy Build-Depends;
+# Debian's own cargo/rustc (>= 1.88) satisfy Build-Depends;
 # where they are missing or too old (Debian 12) the build profile
 # pkg.oci-volume-hook.rustup drops them and debian/rules uses the builder's
 # rustup toolchain (~/.cargo/bin) instead.
@@ -203,9 +203,9 @@ deb: check-versions dist
 	tar -C $(PKGSRC) -xzf $(TARBALL)
 	cp -a $(PKGSRC)/$(DISTNAME)/packaging/debian $(PKGSRC)/$(DISTNAME)/debian
 	profiles="$(DEB_BUILD_PROFILES)"; \
-	if [ -z "$$profiles" ] && ! dpkg-checkbuilddeps -d 'rustc (>= 1.85), cargo' /dev/null >/dev/null 2>&1; then \
+	if [ -z "$$profiles" ] && ! dpkg-checkbuilddeps -d 'rustc (>= 1.88), cargo' /dev/null >/dev/null 2>&1; then \
 	  profiles=pkg.oci-volume-hook.rustup; \
-	  echo "Debian's rustc/cargo missing or older than 1.85: building with profile $$profiles"; \
+	  echo "Debian's rustc/cargo missing or older than 1.88: building with profile $$profiles"; \
 	fi; \
 	cd $(PKGSRC)/$(DISTNAME) && \
 	  DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" $(if $(PKG_TARGET_DIR),CARGO_TARGET_DIR=$(PKG_TARGET_DIR)) \
