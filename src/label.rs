@@ -308,7 +308,7 @@ pub fn relabel(
     threads: usize,
 ) -> Result<Outcome, HookError> {
     let at = proc_fd(fd);
-    let real = std::fs::read_link(&at).map_err(|e| {
+    let real = crate::volume::real_path(fd.as_fd()).map_err(|e| {
         HookError::failed(
             "",
             format!("reading the path of the volume to relabel: {e}"),

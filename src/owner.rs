@@ -12,8 +12,8 @@
 //! The skip costs one fstat and one fgetxattr.
 #![forbid(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -144,7 +144,9 @@ pub fn apply(
     threads: usize,
 ) -> Result<Outcome, HookError> {
     let start = Instant::now();
-    let real = fd_path(fd)?;
+    let real = crate::volume::real_path(fd).map_err(|e| {
+        HookError::failed("", format!("option U: reading the path of the volume: {e}"))
+    })?;
     let st = fstat(fd).map_err(|e| fail("fstat", &real, e))?;
     let owner = (st.st_uid, st.st_gid);
     let target = (plan.uid, plan.gid);
@@ -346,13 +348,6 @@ pub fn inspect(path: &Path, plan: &OwnerPlan) -> Result<Inspection, Errno> {
         owner,
         marker,
         decision,
-    })
-}
-
-/// The path the kernel holds for an open fd.
-fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf, HookError> {
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|e| {
-        HookError::failed("", format!("option U: reading the path of the volume: {e}"))
     })
 }
 

@@ -2,7 +2,7 @@
 //! (created race-free, never through a symlink), admin paths, and allowed
 //! host paths re-checked on the opened fd.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{
@@ -46,7 +46,9 @@ pub fn open(step: &SourceStep) -> Result<Source, HookError> {
                 })?;
             // The policy checked the resolved path; check the object we hold,
             // so a symlink swapped in since then is caught.
-            let real = fd_path(&fd)?;
+            let real = real_path(fd.as_fd()).map_err(|e| {
+                HookError::failed("", format!("reading the path of an open source: {e}"))
+            })?;
             if !real.starts_with(allowed_by) {
                 return Err(HookError::denied(
                     "",
@@ -93,11 +95,10 @@ pub fn open(step: &SourceStep) -> Result<Source, HookError> {
     })
 }
 
-/// The path the kernel holds for an open fd.
-fn fd_path(fd: &OwnedFd) -> Result<PathBuf, HookError> {
+/// The path the kernel holds for an open fd (its real path, symlinks resolved).
+pub fn real_path(fd: BorrowedFd<'_>) -> std::io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|e| HookError::failed("", format!("reading the path of an open source: {e}")))
 }
 
 /// Create `root` if needed: parents 0755, `root` itself 0700 root:root so
