@@ -9,8 +9,8 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use oci_volume_hook::apply::owner::{self, OwnerDecision};
 use oci_volume_hook::config::OwnerChange;
-use oci_volume_hook::owner::{self, Decision};
 use oci_volume_hook::plan::OwnerPlan;
 
 fn main() -> ExitCode {
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             let secs = out.elapsed.as_secs_f64();
             println!(
                 "decision={} entries={} changed={} seconds={secs:.6} files_per_s={:.0}",
-                if out.decision == Decision::Skip {
+                if out.decision == OwnerDecision::Skip {
                     "skip"
                 } else {
                     "walk"
@@ -65,7 +65,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("owner-walk: {e}");
+            let e = e.into_hook("owner-walk");
+            eprintln!("{e}");
             ExitCode::from(e.exit_code())
         }
     }

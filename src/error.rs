@@ -148,6 +148,15 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// The short container id every error and log line names (its first 12
+/// characters).
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(12) {
+        Some((i, _)) => &id[..i],
+        None => id,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,9 +29,9 @@ pub fn leave_cwd() -> io::Result<()> {
     Ok(())
 }
 
-/// What a stage may still do once its input is read.
+/// The capabilities a command keeps once its input is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub enum CapProfile {
     /// Mount (SYS_ADMIN), enter the mount namespace (SYS_ADMIN + SYS_CHROOT),
     /// open another user's /proc/PID/ns (SYS_PTRACE), create and chown
     /// volumes and mount points (CHOWN, FOWNER, FSETID, DAC_*), build a user
@@ -41,13 +41,13 @@ pub enum Stage {
     Inspect,
 }
 
-/// Keep only the capabilities `stage` needs: the effective, permitted and
+/// Keep only the capabilities `profile` allows: the effective, permitted and
 /// bounding sets lose the rest, the inheritable and ambient sets are emptied.
 /// A process that has fewer to begin with (not root) keeps what it has.
-pub fn drop_capabilities(stage: Stage) -> Result<(), caps::errors::CapsError> {
+pub fn drop_capabilities(profile: CapProfile) -> Result<(), caps::errors::CapsError> {
     use caps::{CapSet, Capability as C, CapsHashSet};
-    let wanted: &[C] = match stage {
-        Stage::Attach => &[
+    let wanted: &[C] = match profile {
+        CapProfile::Attach => &[
             C::CAP_SYS_ADMIN,
             C::CAP_SYS_CHROOT,
             C::CAP_SYS_PTRACE,
@@ -60,7 +60,7 @@ pub fn drop_capabilities(stage: Stage) -> Result<(), caps::errors::CapsError> {
             C::CAP_SETGID,
             C::CAP_KILL,
         ],
-        Stage::Inspect => &[
+        CapProfile::Inspect => &[
             C::CAP_SYS_ADMIN,
             C::CAP_DAC_OVERRIDE,
             C::CAP_DAC_READ_SEARCH,

@@ -1,33 +1,26 @@
 //! oci-volume-hook: an OCI hook that attaches persistent, policy-checked
 //! volumes to containers.
 //!
-//! The pipeline shows in the modules:
-//! `state` + `bundle` (what the runtime says) → `annotations` (what the user
-//! asked, untrusted) → `policy` with `config` (what the admin allows) →
-//! `plan` (pure kernel steps) → `volume`, `owner`, `ns`, `rootfs`, `mount`
-//! (apply)
-//! → `record` (what poststop releases). `stage` wires them per command;
-//! `sys` is the only module with `unsafe`.
+//! The pipeline shows in the folders, each importing only earlier ones:
+//! `input` (the runtime's state and bundle, the user's annotation, the
+//! host's SELinux facts; untrusted) → `config` (what the admin allows,
+//! NFS option syntax included) → `policy` (request + config → approved
+//! volume) → `plan` (pure kernel steps, SELinux contexts included) →
+//! `apply` (source, walk, relabel, owner, mount, ns, rootfs, nfs: the side
+//! effects) → `record` (what poststop releases; claims). `command` wires
+//! them per verb. Beneath them all: `error`, `sys` (the only `unsafe`),
+//! `fd`, `hardening`, `logging`, `cli`.
 
-pub mod annotations;
-pub mod bundle;
-pub mod claims;
+pub mod apply;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod error;
+pub(crate) mod fd;
 pub mod hardening;
-pub mod label;
-pub mod log;
-pub mod mount;
-pub mod nfs;
-pub mod ns;
-pub mod owner;
+pub mod input;
+pub mod logging;
 pub mod plan;
 pub mod policy;
 pub mod record;
-pub mod rootfs;
-pub mod stage;
-pub mod state;
-pub mod sys;
-pub mod volume;
-pub mod walk;
+pub(crate) mod sys;

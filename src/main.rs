@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use oci_volume_hook::cli::Cli;
-use oci_volume_hook::{hardening, log, stage};
+use oci_volume_hook::{command, hardening, logging};
 
 fn main() -> ExitCode {
     let hardened = hardening::harden_early();
     let cli = Cli::parse();
-    log::init(
+    logging::init(
         cli.log_level.unwrap_or(::log::LevelFilter::Info),
         cli.command.is_hook(),
     );
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let quiet_check = matches!(cli.command, oci_volume_hook::cli::Command::Check { .. });
-    match stage::run(cli) {
+    match command::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // check already printed its report; its exit code says the rest.

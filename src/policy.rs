@@ -4,11 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::annotations::Options;
-use crate::annotations::{Relabel, Source, VolumeRequest};
+use crate::config::nfs::{parse_server_export, NfsOptions};
 use crate::config::{Access, Config, OwnerChange, RelabelPolicy, SelinuxMode};
 use crate::error::{volume_subject, HookError};
-use crate::nfs::{NfsOptions, NfsVolume};
+use crate::input::annotations::{Options, Relabel, RequestSource, VolumeRequest};
 
 /// Where an approved volume's data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +27,39 @@ pub enum ResolvedSource {
     /// An NFS export: an admin `[volumes.NAME]` with `nfs`, or an allowed
     /// `nfs://` source.
     Nfs(NfsVolume),
+}
+
+/// An NFS volume the policy approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NfsVolume {
+    /// Host name or address, as the admin (or the allowed URL) wrote it.
+    pub host: String,
+    /// From an `nfs://host:port/` URL.
+    pub port: Option<u16>,
+    pub export: PathBuf,
+    /// Relative, no `..` (checked at config load).
+    pub subdir: Option<PathBuf>,
+    pub options: NfsOptions,
+    /// Deadline for resolving and mounting, in seconds.
+    pub timeout: u64,
+    /// Where the deadline comes from, for messages.
+    pub timeout_rule: String,
+}
+
+impl NfsVolume {
+    /// `host:/export[/subdir]` for messages and records.
+    pub fn display(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let mut p = self.export.clone();
+        if let Some(s) = &self.subdir {
+            p.push(s);
+        }
+        format!("{host}:{}", p.display())
+    }
 }
 
 /// A volume the policy approved. Code past this point never sees raw
@@ -58,7 +90,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
     let mut options = req.options;
     let (mut access, mut exclusive_readers) = (Access::Shared, false);
     let (name, source, rule) = match &req.source {
-        Source::Named(name) => match config.volumes.get(name) {
+        RequestSource::Named(name) => match config.volumes.get(name) {
             Some(v) => {
                 let mut rule = format!("[volumes.{name}] in {}", config.origin);
                 if v.read_only {
@@ -121,7 +153,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                 )
             }
         },
-        Source::Nfs(url) => {
+        RequestSource::Nfs(url) => {
             let allowed = config.allowed_nfs_servers.iter().any(|s| {
                 s.eq_ignore_ascii_case(&url.host)
                     || url
@@ -153,7 +185,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
             };
             (None, ResolvedSource::Nfs(volume), rule)
         }
-        Source::HostPath(path) => {
+        RequestSource::HostPath(path) => {
             let (path, allowed_by) = allowed_host_path(config, path).map_err(|e| {
                 let e = e.about(subject);
                 match e.class {
@@ -174,7 +206,7 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
     };
     let mut rule = rule;
     let admin = match &req.source {
-        Source::Named(n) => config.volumes.get(n),
+        RequestSource::Named(n) => config.volumes.get(n),
         _ => None,
     };
     options.relabel = selinux_mode(config, req, admin, &mut rule)?;
@@ -230,7 +262,7 @@ fn selinux_mode(
     let mode = match (asked, default) {
         (Some(a), Some(d)) if a < d && admin.is_some_and(|v| v.selinux_locked) => {
             let vol = match &req.source {
-                Source::Named(n) => n.as_str(),
+                RequestSource::Named(n) => n.as_str(),
                 _ => "",
             };
             return Err(HookError::denied(
@@ -271,7 +303,7 @@ fn admin_nfs(
     let bad = |why: String| {
         HookError::failed("", format!("[volumes.{name}] in {}: {why}", config.origin))
     };
-    let (host, export) = crate::nfs::parse_server_export(nfs).map_err(bad)?;
+    let (host, export) = parse_server_export(nfs).map_err(bad)?;
     let options = match &v.options {
         Some(o) => NfsOptions::parse(o).map_err(bad)?,
         None => NfsOptions::default(),
@@ -349,9 +381,9 @@ pub fn allowed_host_path(config: &Config, path: &Path) -> Result<(PathBuf, PathB
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::annotations::parse_spec;
     use crate::config::{Origin, VolumeConfig};
     use crate::error::Class;
+    use crate::input::annotations::parse_spec;
 
     fn config(dir: &Path) -> Config {
         let mut c = Config {
@@ -439,8 +471,8 @@ mod tests {
 
     #[test]
     fn selinux_admin_default_and_lock() {
-        use crate::annotations::Relabel;
         use crate::config::{RelabelPolicy, SelinuxMode};
+        use crate::input::annotations::Relabel;
         let t = tempfile::tempdir().unwrap();
         let mut c = config(t.path());
         c.relabel = Some(RelabelPolicy::Always);
@@ -578,7 +610,7 @@ read_only = true
         assert_eq!(n.display(), "fs.example.com:/exports/logs/app1");
         assert_eq!(
             (n.timeout, n.options.version),
-            (7, crate::nfs::Version::V4_1)
+            (7, crate::config::nfs::Version::V4_1)
         );
         assert!(r.rule.contains("[volumes.shared-logs]"));
         let r = go(&c, "v3:/data").unwrap();

@@ -359,8 +359,8 @@ fn errors_reach_syslog_with_the_identifier() {
 fn capabilities_are_reduced_per_stage() {
     if std::env::var_os("OVH_CAPS_CHILD").is_some() {
         let stage = match std::env::var("OVH_CAPS_CHILD").unwrap().as_str() {
-            "attach" => oci_volume_hook::hardening::Stage::Attach,
-            _ => oci_volume_hook::hardening::Stage::Inspect,
+            "attach" => oci_volume_hook::hardening::CapProfile::Attach,
+            _ => oci_volume_hook::hardening::CapProfile::Inspect,
         };
         oci_volume_hook::hardening::drop_capabilities(stage).unwrap();
         // Capabilities belong to a thread; libtest runs this test on its own thread.

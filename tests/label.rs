@@ -9,8 +9,8 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use oci_volume_hook::apply::relabel::{self as label, RelabelOutcome};
 use oci_volume_hook::config::RelabelPolicy;
-use oci_volume_hook::label::{self, Outcome};
 use rustix::fs::{Mode, OFlags};
 
 const A: &str = "system_u:object_r:container_file_t:s0:c1,c2";
@@ -112,7 +112,7 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
 
     let fd = open(&vol);
     let outcome = label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap();
-    let Outcome::Walked { stats, changed, .. } = outcome else {
+    let RelabelOutcome::Walked { stats, changed, .. } = outcome else {
         panic!("first relabel skipped")
     };
     let expected = all(&vol, Some(&mnt));
@@ -143,7 +143,7 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
         stats.entries + 1,
         skip
     );
-    assert_eq!(again, Outcome::Skipped);
+    assert_eq!(again, RelabelOutcome::Skipped);
     assert!(skip < Duration::from_millis(20), "skip took {skip:?}");
 
     // A file labelled wrongly behind the hook's back is kept on-change (the
@@ -159,17 +159,17 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
     .unwrap();
     assert_eq!(
         label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap(),
-        Outcome::Skipped
+        RelabelOutcome::Skipped
     );
     match label::relabel(&fd, true, A, RelabelPolicy::Always, 2).unwrap() {
-        Outcome::Walked { changed, .. } => assert_eq!(changed, 1),
+        RelabelOutcome::Walked { changed, .. } => assert_eq!(changed, 1),
         o => panic!("{o:?}"),
     }
     assert_eq!(label_of(&stray).as_deref(), Some(A));
 
     // Another target: everything is rewritten, the marker follows.
     match label::relabel(&fd, true, B, RelabelPolicy::OnChange, 2).unwrap() {
-        Outcome::Walked { changed, .. } => assert_eq!(changed as usize, expected.len() - 1),
+        RelabelOutcome::Walked { changed, .. } => assert_eq!(changed as usize, expected.len() - 1),
         o => panic!("{o:?}"),
     }
     assert_eq!(marker_of(&vol).as_deref(), Some(B));
@@ -186,7 +186,7 @@ fn single_file_volume_and_system_paths() {
     let fd = open(&f);
     assert!(matches!(
         label::relabel(&fd, false, A, RelabelPolicy::OnChange, 2).unwrap(),
-        Outcome::Walked { changed: 1, .. }
+        RelabelOutcome::Walked { changed: 1, .. }
     ));
     assert_eq!(label_of(&f).as_deref(), Some(A));
     assert_eq!(label_of(t.path()), None);
@@ -210,7 +210,7 @@ fn a_relabel_killed_mid_walk_is_redone_next_time() {
     let fd = open(&vol);
     assert!(matches!(
         label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap(),
-        Outcome::Walked { .. }
+        RelabelOutcome::Walked { .. }
     ));
     assert_eq!(marker_of(&vol).as_deref(), Some(A));
     eprintln!("first relabel: {:?}", t0.elapsed());
@@ -260,7 +260,7 @@ fn a_relabel_killed_mid_walk_is_redone_next_time() {
 
     // The next start sees no marker and walks again, to completion.
     match label::relabel(&fd, true, B, RelabelPolicy::OnChange, 2).unwrap() {
-        Outcome::Walked { changed, .. } => assert_eq!(changed as usize, paths.len() - done),
+        RelabelOutcome::Walked { changed, .. } => assert_eq!(changed as usize, paths.len() - done),
         o => panic!("{o:?}"),
     }
     assert!(paths.iter().all(|p| label_of(p).as_deref() == Some(B)));

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use oci_volume_hook::apply::owner::{self, OwnerDecision, MARKER};
 use oci_volume_hook::config::OwnerChange;
-use oci_volume_hook::owner::{self, Decision, MARKER};
 use oci_volume_hook::plan::OwnerPlan;
 use rustix::fs::{Mode, OFlags};
 
@@ -119,7 +119,7 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
 
     let fd = open_path(&vol);
     let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
-    assert!(matches!(out.decision, Decision::Walk(_)), "{out:?}");
+    assert!(matches!(out.decision, OwnerDecision::Walk(_)), "{out:?}");
     let n = assert_all_owned(&vol, None);
     assert_eq!(n as u64, out.entries + 1, "every entry visited once");
     assert_eq!(out.changed, out.entries + 1);
@@ -143,11 +143,11 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
     // Restart: O(1) skip, nothing touched.
     fs::File::create(vol.join("new-root-file")).unwrap();
     let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
-    assert_eq!(out.decision, Decision::Skip);
+    assert_eq!(out.decision, OwnerDecision::Skip);
     assert_eq!(fs::metadata(vol.join("new-root-file")).unwrap().uid(), 0);
     // always: walks again and picks it up.
     let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::Always), 2).unwrap();
-    assert!(matches!(out.decision, Decision::Walk(_)));
+    assert!(matches!(out.decision, OwnerDecision::Walk(_)));
     assert_eq!(out.changed, 1, "only the new file needed a change");
     assert_all_owned(&vol, None);
 
@@ -157,7 +157,7 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
     assert!(
         matches!(
             out.decision,
-            Decision::Walk(owner::WalkReason::RootMismatch { .. })
+            OwnerDecision::Walk(owner::WalkReason::RootMismatch { .. })
         ),
         "{out:?}"
     );
@@ -278,8 +278,9 @@ fn system_paths_are_refused() {
         2,
     )
     .unwrap_err();
-    assert_eq!(e.exit_code(), 2, "{e}");
     assert!(e.to_string().contains("/mnt is a system path"), "{e}");
+    let e = e.into_hook("volume \"/mnt:/m:U\"");
+    assert_eq!(e.exit_code(), 2, "{e}");
     assert_eq!(fs::metadata("/mnt/x").unwrap().uid(), 0);
     drop(fd);
     run(&["umount", "/mnt"]);

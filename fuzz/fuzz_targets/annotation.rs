@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oci_volume_hook::annotations::{parse_annotation, parse_spec};
+use oci_volume_hook::input::annotations::{parse_annotation, parse_spec};
 use oci_volume_hook::error::Class;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use oci_volume_hook::bundle::{map_id, Bundle, Spec};
+use oci_volume_hook::input::bundle::{map_id, Bundle, Spec};
 use oci_volume_hook::error::Class;
 
 fuzz_target!(|data: &[u8]| {

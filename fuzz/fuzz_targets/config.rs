@@ -6,7 +6,7 @@
 use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
-use oci_volume_hook::annotations::{parse_spec, Source};
+use oci_volume_hook::input::annotations::{parse_spec, RequestSource};
 use oci_volume_hook::config::{Config, Origin, MAX_CONFIG_VOLUMES, MAX_MOUNT_TIMEOUT};
 use oci_volume_hook::error::Class;
 
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         // Every admin-defined name is one an annotation can ask for.
         let r = parse_spec(&format!("{name}:/x"))
             .unwrap_or_else(|e| panic!("[volumes.{name:?}] accepted but unusable: {e}"));
-        assert_eq!(r.source, Source::Named(name.clone()));
+        assert_eq!(r.source, RequestSource::Named(name.clone()));
         assert!(
             !(v.path.is_some() && v.nfs.is_some()),
             "{name:?}: path and nfs"

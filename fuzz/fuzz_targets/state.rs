@@ -5,9 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oci_volume_hook::annotations::{parse_annotation, ANNOTATION_KEY};
+use oci_volume_hook::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use oci_volume_hook::error::Class;
-use oci_volume_hook::state::{short_id, State};
+use oci_volume_hook::input::state::{short_id, State};
 
 fuzz_target!(|data: &[u8]| {
     let parsed = State::parse(data);

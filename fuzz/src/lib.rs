@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path};
 
-use oci_volume_hook::annotations::{self, Source, VolumeRequest, MAX_VOLUMES};
+use oci_volume_hook::input::annotations::{self, RequestSource, VolumeRequest, MAX_VOLUMES};
 use oci_volume_hook::error::{quote, Class, HookError};
 
 /// Longest `error::quote` output: 200 characters kept, each escaped to at
@@ -108,11 +108,11 @@ pub fn check_request(r: &VolumeRequest) {
         );
     }
     match &r.source {
-        Source::Named(n) => {
+        RequestSource::Named(n) => {
             annotations::validate_name(n).expect("a Named source passes validate_name");
         }
-        Source::HostPath(p) => check_normal_absolute(p, "host path"),
-        Source::Nfs(u) => {
+        RequestSource::HostPath(p) => check_normal_absolute(p, "host path"),
+        RequestSource::Nfs(u) => {
             assert!(
                 !u.host.is_empty() && u.host.len() <= 253,
                 "nfs host {:?}",

@@ -53,7 +53,7 @@ pub fn set_level(level: LevelFilter) {
 /// Name the container (first 12 characters of its id) on every later line.
 pub fn set_container(id: &str) {
     if let Ok(mut c) = CONTEXT.lock() {
-        c.id = crate::state::short_id(id).to_string();
+        c.id = crate::error::short_id(id).to_string();
     }
 }
 

@@ -12,11 +12,10 @@ use std::path::{Component, Path, PathBuf};
 use pathrs::flags::{OpenFlags, ResolverFlags};
 use pathrs::{Handle, Root};
 
-use crate::error::HookError;
+use crate::apply::ApplyError;
 
 pub struct RootFs {
     root: Root,
-    path: PathBuf,
 }
 
 /// What a destination looks like in the rootfs (for `check`).
@@ -32,24 +31,19 @@ pub enum DestState {
 }
 
 impl RootFs {
-    pub fn open(path: &Path) -> Result<RootFs, HookError> {
+    pub fn open(path: &Path) -> Result<RootFs, ApplyError> {
         let root = Root::open(path).map_err(|e| {
-            HookError::failed("rootfs", format!("open {}: {e}", path.display()))
+            ApplyError::unusable(format!("open {}: {e}", path.display()))
                 .hint("config.json root.path must name the container's rootfs")
         })?;
         Ok(RootFs {
             root: root.with_resolver_flags(ResolverFlags::NO_SYMLINKS),
-            path: path.to_path_buf(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Find (or create, `mkdir -p` style, mode 0755) the mount point for
     /// `dest`: a directory for a directory source, an empty file for a file.
-    pub fn prepare_dest(&self, dest: &Path, dir: bool) -> Result<Handle, HookError> {
+    pub fn prepare_dest(&self, dest: &Path, dir: bool) -> Result<Handle, ApplyError> {
         let result = if dir {
             self.root.mkdir_all(dest, &Permissions::from_mode(0o755))
         } else {
@@ -96,34 +90,28 @@ impl RootFs {
 
     /// Turn a resolution failure into a message that says what is wrong in
     /// the image.
-    fn explain(&self, dest: &Path, dir: bool, err: &str) -> HookError {
-        let subject = "";
+    fn explain(&self, dest: &Path, dir: bool, err: &str) -> ApplyError {
         let at = format!("destination {}", dest.display());
         if let Some((link, target)) = self.find_symlink(dest) {
-            return HookError::failed(
-                subject,
-                format!(
-                    "{at}: {} is a symlink in the image (-> {})",
-                    link.display(),
-                    target.display()
-                ),
-            )
+            return ApplyError::unusable(format!(
+                "{at}: {} is a symlink in the image (-> {})",
+                link.display(),
+                target.display()
+            ))
             .hint(
                 "volumes are never mounted through symlinks; use the real path as the destination",
             );
         }
         match self.inspect(dest) {
-            DestState::File | DestState::Other if dir => HookError::failed(
-                subject,
-                format!("{at}: exists in the image and is not a directory, but the volume is a directory"),
-            )
+            DestState::File | DestState::Other if dir => ApplyError::unusable(format!(
+                "{at}: exists in the image and is not a directory, but the volume is a directory"
+            ))
             .hint("choose another destination"),
-            DestState::Directory if !dir => HookError::failed(
-                subject,
-                format!("{at}: is a directory in the image, but the volume source is a file"),
-            )
+            DestState::Directory if !dir => ApplyError::unusable(format!(
+                "{at}: is a directory in the image, but the volume source is a file"
+            ))
             .hint("choose another destination"),
-            _ => HookError::failed(subject, format!("{at}: cannot prepare it in the rootfs: {err}")),
+            _ => ApplyError::unusable(format!("{at}: cannot prepare it in the rootfs: {err}")),
         }
     }
 

@@ -1,143 +1,72 @@
 //! Plan: approved volumes plus the bundle become an ordered list of kernel
-//! steps. Pure data and pure code: unit-tested without root.
+//! steps. Pure data and pure code: it reads no file (the host's SELinux
+//! facts come in as [`SelinuxHost`]), so it is unit-tested without root.
 
-use std::path::PathBuf;
-
-use crate::annotations::Relabel;
-use crate::bundle::Bundle;
-use crate::config::{Access, OwnerChange, RelabelPolicy};
+use super::selinux::target_context;
+use super::step::{
+    LabelPlan, MountAttrs, MountPlan, MountStep, NewDir, NfsStep, OwnerPlan, SourceStep,
+    NEW_VOLUME_MODE,
+};
 use crate::error::{volume_subject, HookError};
-use crate::policy::{ResolvedSource, ResolvedVolume};
+use crate::input::annotations::Options;
+use crate::input::bundle::Bundle;
+use crate::input::selinux::SelinuxHost;
+use crate::policy::{NfsVolume, ResolvedSource, ResolvedVolume};
 
-/// Mount attributes applied atomically to the detached tree before it is
-/// attached (mount_setattr), so there is no "bind, then remount ro" window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MountAttrs {
-    pub read_only: bool,
-    pub nosuid: bool,
-    pub nodev: bool,
-    pub noexec: bool,
-}
-
-/// How to obtain the source tree in the host mount namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceStep {
-    /// Open `root/name` without following symlinks; when missing and
-    /// `create` is set, mkdir it with that owner and mode.
-    Managed {
-        root: PathBuf,
-        name: String,
-        create: Option<NewDir>,
-    },
-    /// Open an admin-defined path.
-    Admin { path: PathBuf },
-    /// Open a host path and check, on the opened fd, that it is still under
-    /// `allowed_by` (a symlink swapped in after the policy check is caught).
-    Host { path: PathBuf, allowed_by: PathBuf },
-    /// Mount an NFS export (`nfs::mount`), within its deadline.
-    Nfs(crate::nfs::NfsStep),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NewDir {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountStep {
-    pub spec: String,
-    pub name: Option<String>,
-    pub source: SourceStep,
-    /// Absolute path inside the container (resolved under `MountPlan::root`).
-    pub dest: PathBuf,
-    pub attrs: MountAttrs,
-    /// SELinux relabelling (`z`/`Z` or the admin's default), done in the
-    /// host mount namespace before the tree is cloned.
-    pub label: Option<LabelPlan>,
-    pub access: Access,
-    pub exclusive_readers: bool,
-    /// Option `U`: give the volume's files to the container's user.
-    pub owner: Option<OwnerPlan>,
-    /// Option `idmap`: idmap the mount into the container's user namespace.
-    pub idmap: bool,
-}
-
-impl MountStep {
-    /// What identifies the volume's data for access claims: its host path.
-    pub fn source_key(&self) -> PathBuf {
-        match &self.source {
-            SourceStep::Managed { root, name, .. } => root.join(name),
-            SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
-            // The export (and sub-directory) on its server: claims on one
-            // host only see this host's containers.
-            SourceStep::Nfs(n) => PathBuf::from(format!("nfs:{}", n.volume.display())),
+impl From<&Options> for MountAttrs {
+    fn from(o: &Options) -> Self {
+        MountAttrs {
+            read_only: o.read_only,
+            nosuid: o.nosuid,
+            nodev: o.nodev,
+            noexec: o.noexec,
         }
     }
 }
 
-/// What to relabel a volume to and when. The context itself is computed at
-/// apply time (it depends on whether SELinux is enabled on the host).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LabelPlan {
-    pub mode: Relabel,
-    pub policy: RelabelPolicy,
-}
-
-/// Option `U`: the on-disk owner every entry of the volume gets, and when
-/// to walk the tree to give it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OwnerPlan {
-    pub uid: u32,
-    pub gid: u32,
-    pub policy: OwnerChange,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountPlan {
-    /// The container's rootfs in the runtime's mount namespace.
-    pub root: PathBuf,
-    /// Parents before children: a volume at /data is attached before one at
-    /// /data/logs, so the second lands on top of the first.
-    pub steps: Vec<MountStep>,
-}
-
-pub const NEW_VOLUME_MODE: u32 = 0o755;
-
-pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, HookError> {
+pub fn build(
+    bundle: &Bundle,
+    volumes: &[ResolvedVolume],
+    selinux: &SelinuxHost,
+) -> Result<MountPlan, HookError> {
     let mut steps = Vec::with_capacity(volumes.len());
     for v in volumes {
-        // NFS: z/Z become context=, U and idmap are refused (nfs::plan_step).
+        let subject = || volume_subject(&v.spec);
+        // z/Z: the context a bind volume is relabelled to, or an NFS
+        // volume's context=; computed here for both.
+        let label = match v.options.relabel {
+            Some(mode) => Some(LabelPlan {
+                mode,
+                policy: v.relabel_policy,
+                context: target_context(bundle, selinux, mode).map_err(|e| e.about(subject()))?,
+            }),
+            None => None,
+        };
+        let step = |source, owner, idmap| MountStep {
+            spec: v.spec.clone(),
+            name: v.name.clone(),
+            source,
+            dest: v.dest.clone(),
+            attrs: MountAttrs::from(&v.options),
+            label: label.clone(),
+            access: v.access,
+            exclusive_readers: v.exclusive_readers,
+            owner,
+            idmap,
+        };
+        // NFS: z/Z become context=, U and idmap are refused.
         if let ResolvedSource::Nfs(n) = &v.source {
-            steps.push(MountStep {
-                spec: v.spec.clone(),
-                name: v.name.clone(),
-                source: SourceStep::Nfs(crate::nfs::plan_step(
-                    bundle,
-                    n,
-                    &v.options,
-                    &volume_subject(&v.spec),
-                )?),
-                dest: v.dest.clone(),
-                attrs: MountAttrs {
-                    read_only: v.options.read_only,
-                    nosuid: v.options.nosuid,
-                    nodev: v.options.nodev,
-                    noexec: v.options.noexec,
-                },
-                access: v.access,
-                exclusive_readers: v.exclusive_readers,
-                label: None,
-                owner: None,
-                idmap: false,
-            });
+            steps.push(step(
+                SourceStep::Nfs(nfs_step(bundle, n, &v.options, &subject())?),
+                None,
+                false,
+            ));
             continue;
         }
         let idmap = v.options.idmap;
         if idmap && !bundle.has_user_namespace() {
             return Err(HookError::invalid(
-                volume_subject(&v.spec),
+                subject(),
                 "option idmap needs a container with a user namespace, and this one has none",
             )
             .hint("use option U to give the volume to the container's user instead"));
@@ -161,7 +90,7 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
                 // A user namespace joined by path: its mappings are not in
                 // config.json, so the host ids are unknown here.
                 return Err(HookError::invalid(
-                    volume_subject(&v.spec),
+                    subject(),
                     "option U: the container joins an existing user namespace and config.json has no linux.uidMappings/gidMappings, so its host ids are unknown",
                 )
                 .hint("use option idmap instead, or give the container its own mappings"));
@@ -205,26 +134,7 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
             // Planned above.
             ResolvedSource::Nfs(_) => continue,
         };
-        steps.push(MountStep {
-            spec: v.spec.clone(),
-            name: v.name.clone(),
-            source,
-            dest: v.dest.clone(),
-            attrs: MountAttrs {
-                read_only: v.options.read_only,
-                nosuid: v.options.nosuid,
-                nodev: v.options.nodev,
-                noexec: v.options.noexec,
-            },
-            label: v.options.relabel.map(|mode| LabelPlan {
-                mode,
-                policy: v.relabel_policy,
-            }),
-            access: v.access,
-            exclusive_readers: v.exclusive_readers,
-            owner,
-            idmap,
-        });
+        steps.push(step(source, owner, idmap));
     }
     steps.sort_by(|a, b| {
         a.dest
@@ -239,13 +149,50 @@ pub fn build(bundle: &Bundle, volumes: &[ResolvedVolume]) -> Result<MountPlan, H
     })
 }
 
+/// Plan an NFS volume: refuse what NFS cannot do; sub-directories created
+/// on first use belong to the container's user.
+fn nfs_step(
+    bundle: &Bundle,
+    volume: &NfsVolume,
+    options: &Options,
+    subject: &str,
+) -> Result<NfsStep, HookError> {
+    if options.idmap {
+        return Err(HookError::failed(
+            subject,
+            format!("option idmap cannot be used on NFS volume {}: the kernel cannot idmap NFS mounts", volume.display()),
+        )
+        .hint("remove idmap; the server decides file ownership on NFS (e.g. all_squash,anonuid= in its exports)"));
+    }
+    if options.chown {
+        return Err(HookError::failed(
+            subject,
+            format!("option U cannot be used on NFS volume {}: file ownership on NFS is the server's (root may be squashed), so the hook does not chown NFS files", volume.display()),
+        )
+        .hint("remove U; a sub-directory (subdir) is created owned by the container's user, or set the owner on the server"));
+    }
+    let (uid, gid) = bundle.host_owner()?;
+    Ok(NfsStep {
+        volume: volume.clone(),
+        new_dir: NewDir {
+            uid,
+            gid,
+            mode: NEW_VOLUME_MODE,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::annotations::parse_annotation;
-    use crate::bundle::Spec;
-    use crate::config::Config;
+    use crate::config::{Config, OwnerChange, RelabelPolicy};
+    use crate::input::annotations::{parse_annotation, Relabel};
+    use crate::input::bundle::Spec;
     use crate::policy::resolve;
+    /// A host without SELinux, as this test machine is; no file is read.
+    fn off() -> SelinuxHost {
+        SelinuxHost::disabled("SELinux is disabled (test)")
+    }
 
     fn bundle(json: &str) -> Bundle {
         Bundle {
@@ -267,7 +214,7 @@ mod tests {
         .unwrap();
         let dests: Vec<_> = p.steps.iter().map(|s| s.dest.to_str().unwrap()).collect();
         assert_eq!(dests, ["/aa", "/data", "/data/logs"]);
-        assert_eq!(p.root, PathBuf::from("/b/rootfs"));
+        assert_eq!(p.root, std::path::PathBuf::from("/b/rootfs"));
         let logs = &p.steps[2];
         assert_eq!(
             logs.attrs,
@@ -316,21 +263,22 @@ mod tests {
 
     #[test]
     fn z_and_capital_z_become_label_steps() {
-        use crate::config::RelabelPolicy;
         let p = plan("{}", "a:/a:Z;b:/b:z;c:/c").unwrap();
-        let labels: Vec<_> = p.steps.iter().map(|s| s.label).collect();
+        let labels: Vec<_> = p.steps.iter().map(|s| s.label.clone()).collect();
         let on_change = RelabelPolicy::OnChange;
         assert_eq!(
             labels,
             [
                 Some(LabelPlan {
                     mode: Relabel::Private,
-                    policy: on_change
+                    policy: on_change,
+                    context: None
                 }),
                 // Unset relabel: a shared volume is walked at every start.
                 Some(LabelPlan {
                     mode: Relabel::Shared,
-                    policy: RelabelPolicy::Always
+                    policy: RelabelPolicy::Always,
+                    context: None
                 }),
                 None
             ]
@@ -356,7 +304,7 @@ mod tests {
         let b = bundle(r#"{"process":{"user":{"uid":1000,"gid":1000}}}"#);
         let go = |ann: &str| {
             let r = resolve(&c, &parse_annotation(ann).unwrap()[0]).unwrap();
-            build(&b, &[r])
+            build(&b, &[r], &off())
         };
         let p = go("nfs://10.0.0.5/srv:/data:z,ro").unwrap();
         match &p.steps[0].source {
@@ -394,7 +342,7 @@ mod tests {
             .iter()
             .map(|r| resolve(&c, r).unwrap())
             .collect();
-        build(&bundle(json), &vols)
+        build(&bundle(json), &vols, &off())
     }
 
     #[test]
@@ -481,5 +429,62 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("uidMappings"), "{e}");
         assert!(plan(json, "a:/a:idmap,U").is_ok());
+    }
+
+    /// SELinux enforcing, without /sys/fs/selinux or /etc/selinux: the plan
+    /// takes the host's facts as data, and gives bind and NFS volumes their
+    /// contexts in the same place.
+    #[test]
+    fn contexts_for_bind_and_nfs_volumes_come_from_host_facts() {
+        let host = SelinuxHost {
+            enabled: Ok(()),
+            file_context: Ok("system_u:object_r:container_file_t:s0".into()),
+        };
+        let c = Config {
+            allowed_nfs_servers: vec!["10.0.0.5".into()],
+            ..Config::default()
+        };
+        let b = bundle(r#"{"process":{"selinuxLabel":"system_u:system_r:container_t:s0:c7,c8"}}"#);
+        let vols: Vec<_> = parse_annotation("a:/a:Z;nfs://10.0.0.5/srv:/n:Z;c:/c:z")
+            .unwrap()
+            .iter()
+            .map(|r| resolve(&c, r).unwrap())
+            .collect();
+        let p = build(&b, &vols, &host).unwrap();
+        let ctx = |d: &str| {
+            let s = p
+                .steps
+                .iter()
+                .find(|s| s.dest == std::path::Path::new(d))
+                .unwrap();
+            s.label.as_ref().unwrap().context.clone()
+        };
+        let private = Some("system_u:object_r:container_file_t:s0:c7,c8".to_string());
+        assert_eq!(ctx("/a"), private);
+        assert_eq!(
+            ctx("/n"),
+            private,
+            "NFS gets the same context as a bind volume"
+        );
+        assert_eq!(
+            ctx("/c").as_deref(),
+            Some("system_u:object_r:container_file_t:s0")
+        );
+        // A policy file that cannot be read fails the plan, naming the volume.
+        let broken = SelinuxHost {
+            enabled: Ok(()),
+            file_context: Err(HookError::failed("selinux", "no lxc_contexts")),
+        };
+        let e = build(&b, &vols[..1], &broken).unwrap_err().to_string();
+        assert!(
+            e.starts_with("volume \"a:/a:Z\" failed: no lxc_contexts"),
+            "{e}"
+        );
+        // Disabled: no context, nothing read.
+        let p = build(&b, &vols, &off()).unwrap();
+        assert!(p
+            .steps
+            .iter()
+            .all(|s| s.label.as_ref().unwrap().context.is_none()));
     }
 }

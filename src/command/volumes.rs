@@ -97,7 +97,8 @@ fn collect(config: &Config, size: bool) -> Vec<VolumeInfo> {
             let Ok(name) = e.file_name().into_string() else {
                 continue;
             };
-            if crate::annotations::validate_name(&name).is_err() || vols.contains_key(&name) {
+            if crate::input::annotations::validate_name(&name).is_err() || vols.contains_key(&name)
+            {
                 continue;
             }
             let path = config.volumes_root.join(&name).display().to_string();
@@ -163,8 +164,8 @@ fn describe_path(v: &mut VolumeInfo, size: bool) {
 /// Bytes allocated below `path` (like `du -s -B1`), with the volume walker.
 fn disk_usage(path: &Path) -> Option<u64> {
     struct Sum(AtomicU64);
-    impl crate::walk::Visitor for Sum {
-        fn visit(&self, e: &crate::walk::Entry<'_>) -> std::io::Result<()> {
+    impl crate::apply::walk::Visitor for Sum {
+        fn visit(&self, e: &crate::apply::walk::Entry<'_>) -> std::io::Result<()> {
             let st = rustix::fs::statat(e.dir, e.name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
             self.0
                 .fetch_add(st.st_blocks as u64 * 512, Ordering::Relaxed);
@@ -179,7 +180,7 @@ fn disk_usage(path: &Path) -> Option<u64> {
     .ok()?;
     let root_blocks = rustix::fs::fstat(&fd).ok()?.st_blocks as u64 * 512;
     let sum = Sum(AtomicU64::new(root_blocks));
-    crate::walk::walk(&fd, path, crate::walk::default_threads(), &sum).ok()?;
+    crate::apply::walk::walk(&fd, path, crate::apply::walk::default_threads(), &sum).ok()?;
     Some(sum.0.into_inner())
 }
 
@@ -198,7 +199,7 @@ fn print_list(vols: &[VolumeInfo], format: Format) -> std::io::Result<()> {
         let containers: Vec<String> = v
             .containers
             .iter()
-            .map(|c| crate::state::short_id(&c.id).to_string())
+            .map(|c| crate::error::short_id(&c.id).to_string())
             .collect();
         writeln!(
             out,
@@ -248,7 +249,7 @@ fn print_one(out: &mut impl Write, v: &VolumeInfo) -> std::io::Result<()> {
         writeln!(
             out,
             "container:  {} on {} ({}), pid {}, since {}",
-            crate::state::short_id(&c.id),
+            crate::error::short_id(&c.id),
             c.dest.display(),
             if c.read_only { "ro" } else { "rw" },
             c.pid.map_or("?".into(), |p| p.to_string()),

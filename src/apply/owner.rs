@@ -1,6 +1,6 @@
 //! Option `U`: give a volume's files to the container's user.
 //!
-//! A recursive, parallel walk ([`crate::walk`]: never through a symlink,
+//! A recursive, parallel walk ([`crate::apply::walk`]: never through a symlink,
 //! never into another mount) that `fchownat`s every entry with
 //! `AT_SYMLINK_NOFOLLOW` from its parent directory's fd, and the volume's
 //! root directory last.
@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 use rustix::fs::{
-    chownat, fgetxattr, fremovexattr, fsetxattr, fstat, openat2, statat, AtFlags, FileType, Gid,
-    Mode, OFlags, ResolveFlags, Uid, XattrFlags,
+    chownat, fgetxattr, fremovexattr, fsetxattr, fstat, statat, AtFlags, FileType, Gid, Uid,
+    XattrFlags,
 };
 use rustix::io::Errno;
 
+use crate::apply::walk::{self, Entry, Visitor};
+use crate::apply::ApplyError;
 use crate::config::OwnerChange;
-use crate::error::HookError;
 use crate::plan::OwnerPlan;
-use crate::walk::{self, Entry, Visitor};
 
 /// The completion marker on a volume's root: `"uid:gid"` of the last
 /// finished walk.
@@ -51,7 +51,7 @@ pub enum Marker {
 
 /// Whether to walk, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum OwnerDecision {
     /// The root has the target owner and a finished walk's marker for it.
     Skip,
     Walk(WalkReason),
@@ -93,25 +93,25 @@ impl std::fmt::Display for WalkReason {
 }
 
 /// Decide from the root's owner and marker whether a walk is needed. Pure.
-pub fn decide(plan: &OwnerPlan, root_owner: (u32, u32), marker: &Marker) -> Decision {
+pub fn decide(plan: &OwnerPlan, root_owner: (u32, u32), marker: &Marker) -> OwnerDecision {
     if plan.policy == OwnerChange::Always {
-        return Decision::Walk(WalkReason::Always);
+        return OwnerDecision::Walk(WalkReason::Always);
     }
     if root_owner != (plan.uid, plan.gid) {
-        return Decision::Walk(WalkReason::RootMismatch {
+        return OwnerDecision::Walk(WalkReason::RootMismatch {
             uid: root_owner.0,
             gid: root_owner.1,
         });
     }
     match marker {
         Marker::Set(v) if v.as_slice() == marker_value(plan.uid, plan.gid).as_bytes() => {
-            Decision::Skip
+            OwnerDecision::Skip
         }
-        Marker::Set(v) => Decision::Walk(WalkReason::OtherMarker(
+        Marker::Set(v) => OwnerDecision::Walk(WalkReason::OtherMarker(
             String::from_utf8_lossy(v).into_owned(),
         )),
-        Marker::Absent => Decision::Walk(WalkReason::NoMarker),
-        Marker::Unsupported => Decision::Walk(WalkReason::MarkerUnsupported),
+        Marker::Absent => OwnerDecision::Walk(WalkReason::NoMarker),
+        Marker::Unsupported => OwnerDecision::Walk(WalkReason::MarkerUnsupported),
     }
 }
 
@@ -124,8 +124,8 @@ pub fn default_threads() -> usize {
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub decision: Decision,
+pub struct OwnerOutcome {
+    pub decision: OwnerDecision,
     /// Entries visited (root excluded), when walked.
     pub entries: u64,
     /// Entries whose owner was changed (root included).
@@ -142,11 +142,10 @@ pub fn apply(
     path: &Path,
     plan: &OwnerPlan,
     threads: usize,
-) -> Result<Outcome, HookError> {
+) -> Result<OwnerOutcome, ApplyError> {
     let start = Instant::now();
-    let real = crate::volume::real_path(fd).map_err(|e| {
-        HookError::failed("", format!("option U: reading the path of the volume: {e}"))
-    })?;
+    let real = crate::fd::real_path(fd)
+        .map_err(|e| ApplyError::sys("option U: reading the path of the volume", e))?;
     let st = fstat(fd).map_err(|e| fail("fstat", &real, e))?;
     let owner = (st.st_uid, st.st_gid);
     let target = (plan.uid, plan.gid);
@@ -167,8 +166,8 @@ pub fn apply(
                 .map_err(|e| fail("chown", &real, e))?;
                 changed = 1;
             }
-            return Ok(Outcome {
-                decision: Decision::Walk(WalkReason::Always),
+            return Ok(OwnerOutcome {
+                decision: OwnerDecision::Walk(WalkReason::Always),
                 entries: 0,
                 changed,
                 mounts_skipped: 0,
@@ -176,38 +175,28 @@ pub fn apply(
             });
         }
         other => {
-            return Err(HookError::failed(
-                "",
-                format!(
-                    "option U: {} is a {other:?}, not a directory or regular file",
-                    real.display()
-                ),
-            ))
+            return Err(ApplyError::unusable(format!(
+                "option U: {} is a {other:?}, not a directory or regular file",
+                real.display()
+            )))
         }
     }
     if let Some(why) = walk::system_path(&real) {
         return Err(refuse_system(&real, &why));
     }
     // xattrs need a real (not O_PATH) descriptor of the directory itself.
-    let root = openat2(
-        fd,
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
-    )
-    .map_err(|e| fail("open", &real, e))?;
+    let root = crate::fd::open_dir_beneath(fd, c".").map_err(|e| fail("open", &real, e))?;
     let marker =
         read_marker(root.as_fd()).map_err(|e| fail("read the marker xattr of", &real, e))?;
     let decision = decide(plan, owner, &marker);
-    let mut outcome = Outcome {
+    let mut outcome = OwnerOutcome {
         decision: decision.clone(),
         entries: 0,
         changed: 0,
         mounts_skipped: 0,
         elapsed: Duration::ZERO,
     };
-    if decision == Decision::Skip {
+    if decision == OwnerDecision::Skip {
         outcome.elapsed = start.elapsed();
         return Ok(outcome);
     }
@@ -317,7 +306,7 @@ fn read_marker(fd: BorrowedFd<'_>) -> Result<Marker, Errno> {
 pub struct Inspection {
     pub owner: (u32, u32),
     pub marker: Marker,
-    pub decision: Decision,
+    pub decision: OwnerDecision,
 }
 
 pub fn inspect(path: &Path, plan: &OwnerPlan) -> Result<Inspection, Errno> {
@@ -337,9 +326,9 @@ pub fn inspect(path: &Path, plan: &OwnerPlan) -> Result<Inspection, Errno> {
     let decision = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         decide(plan, owner, &marker)
     } else if owner == (plan.uid, plan.gid) {
-        Decision::Skip
+        OwnerDecision::Skip
     } else {
-        Decision::Walk(WalkReason::RootMismatch {
+        OwnerDecision::Walk(WalkReason::RootMismatch {
             uid: owner.0,
             gid: owner.1,
         })
@@ -351,8 +340,8 @@ pub fn inspect(path: &Path, plan: &OwnerPlan) -> Result<Inspection, Errno> {
     })
 }
 
-fn fail(what: &str, path: &Path, e: Errno) -> HookError {
-    HookError::failed("", format!("option U: {what} {}: {e}", path.display()))
+fn fail(what: &str, path: &Path, e: Errno) -> ApplyError {
+    ApplyError::sys(format!("option U: {what} {}", path.display()), e)
 }
 
 fn hint_for(errno: Option<Errno>) -> &'static str {
@@ -365,28 +354,22 @@ fn hint_for(errno: Option<Errno>) -> &'static str {
     }
 }
 
-fn refuse_system(path: &Path, why: &str) -> HookError {
-    HookError::invalid(
-        "",
-        format!(
-            "option U: refusing to change the owner of {} recursively: {why}",
-            path.display()
-        ),
-    )
+fn refuse_system(path: &Path, why: &str) -> ApplyError {
+    ApplyError::invalid(format!(
+        "option U: refusing to change the owner of {} recursively: {why}",
+        path.display()
+    ))
     .hint("use a dedicated directory as the volume, or drop option U")
 }
 
 /// A file volume directly in a system directory (`/etc/passwd`) is refused too.
-fn refuse_system_file(path: &Path) -> Result<(), HookError> {
+fn refuse_system_file(path: &Path) -> Result<(), ApplyError> {
     for p in [Some(path), path.parent()].into_iter().flatten() {
         if let Some(why) = walk::system_path(p) {
-            return Err(HookError::invalid(
-                "",
-                format!(
-                    "option U: refusing to change the owner of {}: {why}",
-                    path.display()
-                ),
-            )
+            return Err(ApplyError::invalid(format!(
+                "option U: refusing to change the owner of {}: {why}",
+                path.display()
+            ))
             .hint("use a file in a dedicated directory, or drop option U"));
         }
     }
@@ -409,28 +392,28 @@ mod tests {
     fn skip_only_when_root_owner_and_marker_both_match() {
         let p = plan(OwnerChange::OnRootMismatch);
         let done = Marker::Set(b"1000:100".to_vec());
-        assert_eq!(decide(&p, (1000, 100), &done), Decision::Skip);
+        assert_eq!(decide(&p, (1000, 100), &done), OwnerDecision::Skip);
         assert_eq!(
             decide(&p, (0, 0), &done),
-            Decision::Walk(WalkReason::RootMismatch { uid: 0, gid: 0 })
+            OwnerDecision::Walk(WalkReason::RootMismatch { uid: 0, gid: 0 })
         );
         assert_eq!(
             decide(&p, (1000, 0), &done),
-            Decision::Walk(WalkReason::RootMismatch { uid: 1000, gid: 0 })
+            OwnerDecision::Walk(WalkReason::RootMismatch { uid: 1000, gid: 0 })
         );
         // An interrupted walk removed the marker first: walk again even
         // though the root (changed last, or by hand) looks right.
         assert_eq!(
             decide(&p, (1000, 100), &Marker::Absent),
-            Decision::Walk(WalkReason::NoMarker)
+            OwnerDecision::Walk(WalkReason::NoMarker)
         );
         assert_eq!(
             decide(&p, (1000, 100), &Marker::Set(b"1000:1000".to_vec())),
-            Decision::Walk(WalkReason::OtherMarker("1000:1000".into()))
+            OwnerDecision::Walk(WalkReason::OtherMarker("1000:1000".into()))
         );
         assert_eq!(
             decide(&p, (1000, 100), &Marker::Unsupported),
-            Decision::Walk(WalkReason::MarkerUnsupported)
+            OwnerDecision::Walk(WalkReason::MarkerUnsupported)
         );
     }
 
@@ -439,7 +422,7 @@ mod tests {
         let p = plan(OwnerChange::Always);
         assert_eq!(
             decide(&p, (1000, 100), &Marker::Set(b"1000:100".to_vec())),
-            Decision::Walk(WalkReason::Always)
+            OwnerDecision::Walk(WalkReason::Always)
         );
     }
 
@@ -453,7 +436,9 @@ mod tests {
     #[test]
     fn system_volumes_are_refused_with_a_hint() {
         let e = refuse_system(Path::new("/usr"), "/usr is a system path");
-        assert_eq!(e.exit_code(), 2);
+        assert!(matches!(e, ApplyError::Invalid { .. }), "{e:?}");
+        assert_eq!(e.into_hook("volume \"/usr:/u:U\"").exit_code(), 2);
+        let e = refuse_system(Path::new("/usr"), "/usr is a system path");
         assert!(e.to_string().contains("refusing"), "{e}");
         assert!(refuse_system_file(Path::new("/etc/passwd")).is_err());
         assert!(refuse_system_file(Path::new("/srv/app/x.conf")).is_ok());

@@ -29,7 +29,7 @@ const VALID_OPTIONS: &str = "ro, rw, nosuid, suid, nodev, dev, noexec, exec, z, 
 
 /// Where the user wants the data to come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum RequestSource {
     /// A named volume: admin-defined, or created under `volumes_root`.
     Named(String),
     /// An absolute host path (normalised lexically; symlinks are resolved by policy).
@@ -111,7 +111,7 @@ impl Options {
 pub struct VolumeRequest {
     /// The spec as written (trimmed), for messages.
     pub spec: String,
-    pub source: Source,
+    pub source: RequestSource,
     /// Absolute, normalised, no `..`.
     pub dest: PathBuf,
     pub options: Options,
@@ -216,7 +216,7 @@ pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
         }
     };
     let source = match nfs {
-        Some(url) => Source::Nfs(url),
+        Some(url) => RequestSource::Nfs(url),
         None => parse_source(src).map_err(|why| {
             invalid(why).hint("the source is a volume name such as myapp, or an absolute host path the admin allows")
         })?,
@@ -279,17 +279,17 @@ fn split_nfs_url(after: &str) -> Result<(NfsUrl, &str), String> {
     ))
 }
 
-fn parse_source(src: &str) -> Result<Source, String> {
+fn parse_source(src: &str) -> Result<RequestSource, String> {
     if src.is_empty() {
         return Err("empty source".into());
     }
     if src.starts_with('/') {
         return normalize_absolute(src)
-            .map(Source::HostPath)
+            .map(RequestSource::HostPath)
             .map_err(|why| format!("source {}: {why}", quote(src)));
     }
     validate_name(src)?;
-    Ok(Source::Named(src.to_string()))
+    Ok(RequestSource::Named(src.to_string()))
 }
 
 /// Check a volume name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 128 bytes.
@@ -418,12 +418,15 @@ mod tests {
     #[test]
     fn named_and_host_sources() {
         let r = one("myapp:/myapp");
-        assert_eq!(r.source, Source::Named("myapp".into()));
+        assert_eq!(r.source, RequestSource::Named("myapp".into()));
         assert_eq!(r.dest, PathBuf::from("/myapp"));
         assert_eq!(r.options, Options::default());
         assert_eq!(r.options.to_list(), "rw,nosuid,nodev,exec");
         let r = one("/export/myapp//./logs:/var/log/app/:ro");
-        assert_eq!(r.source, Source::HostPath("/export/myapp/logs".into()));
+        assert_eq!(
+            r.source,
+            RequestSource::HostPath("/export/myapp/logs".into())
+        );
         assert_eq!(r.dest, PathBuf::from("/var/log/app"));
         assert!(r.options.read_only);
     }
@@ -487,7 +490,7 @@ mod tests {
         let r = one("nfs://fs.example.com/exports/logs:/var/log/app:ro");
         assert_eq!(
             r.source,
-            Source::Nfs(NfsUrl {
+            RequestSource::Nfs(NfsUrl {
                 host: "fs.example.com".into(),
                 port: None,
                 export: "/exports/logs".into()
@@ -498,7 +501,7 @@ mod tests {
         let r = one("nfs://10.0.0.5:2049/:/data");
         assert_eq!(
             r.source,
-            Source::Nfs(NfsUrl {
+            RequestSource::Nfs(NfsUrl {
                 host: "10.0.0.5".into(),
                 port: Some(2049),
                 export: "/".into()

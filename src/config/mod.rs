@@ -1,6 +1,8 @@
 //! The admin's configuration (`/etc/oci-volume-hook/config.toml`): loaded,
 //! size-capped, strictly validated (unknown keys are refused with file:line).
 
+pub mod nfs;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -8,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::annotations::validate_name;
 use crate::error::HookError;
+use crate::input::annotations::validate_name;
 
 pub const DEFAULT_CONFIG: &str = "/etc/oci-volume-hook/config.toml";
 pub const DEFAULT_VOLUMES_ROOT: &str = "/var/lib/oci-volume-hook/volumes";
@@ -300,10 +302,10 @@ impl Config {
                     return Err(bad(format!("{t} has both path and nfs; choose one")))
                 }
                 Some(nfs) => {
-                    crate::nfs::parse_server_export(nfs)
+                    crate::config::nfs::parse_server_export(nfs)
                         .map_err(|why| bad(format!("{t} {why}")))?;
                     if let Some(o) = &v.options {
-                        crate::nfs::NfsOptions::parse(o)
+                        crate::config::nfs::NfsOptions::parse(o)
                             .map_err(|why| bad(format!("{t} options: {why}")))?;
                     }
                 }

@@ -83,13 +83,7 @@ impl State {
     }
 }
 
-/// The short container id used in every log line (first 12 characters).
-pub fn short_id(id: &str) -> &str {
-    match id.char_indices().nth(12) {
-        Some((i, _)) => &id[..i],
-        None => id,
-    }
-}
+pub use crate::error::short_id;
 
 #[cfg(test)]
 mod tests {

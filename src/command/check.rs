@@ -8,16 +8,16 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::annotations::{parse_annotation, ANNOTATION_KEY};
-use crate::bundle::Bundle;
+use crate::apply::rootfs::{DestState, RootFs};
+use crate::apply::{mount, nfs, owner, relabel};
 use crate::cli::Format;
-use crate::config::Config;
-use crate::config::OwnerChange;
+use crate::config::{Config, OwnerChange};
 use crate::error::{Class, HookError};
-use crate::owner;
-use crate::plan::{self, MountStep, SourceStep};
+use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
+use crate::input::bundle::Bundle;
+use crate::input::selinux::SelinuxHost;
+use crate::plan::{self, LabelPlan, MountStep, SourceStep};
 use crate::policy;
-use crate::rootfs::{DestState, RootFs};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -86,7 +86,7 @@ pub fn run(
                     .split(';')
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
-                    .find(|s| crate::annotations::parse_spec(s).is_err());
+                    .find(|s| crate::input::annotations::parse_spec(s).is_err());
                 let spec = bad.map_or_else(|| format!("{ANNOTATION_KEY}={value}"), str::to_string);
                 report.volumes.push(error_report(spec, &e));
             }
@@ -94,13 +94,15 @@ pub fn run(
                 let rootfs = RootFs::open(&root).ok();
                 for req in &requests {
                     let v = match policy::resolve(config, req).and_then(|r| {
-                        plan::build(&bundle, std::slice::from_ref(&r)).map(|p| (r, p))
+                        let one = std::slice::from_ref(&r);
+                        let selinux = super::prestart::selinux_host(&bundle, one);
+                        plan::build(&bundle, one, &selinux).map(|p| (r, p, selinux))
                     }) {
                         Err(e) => {
                             note(e.class);
                             error_report(req.spec.clone(), &e)
                         }
-                        Ok((resolved, plan)) => {
+                        Ok((resolved, plan, selinux)) => {
                             let step = &plan.steps[0];
                             let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
                             let (source_state, source_ok) = describe_source(&step.source);
@@ -114,26 +116,31 @@ pub fn run(
                                 destination: Some(step.dest.display().to_string()),
                                 destination_state: Some(dest_state),
                                 options: Some(resolved.options.to_list()),
-                                selinux: step.label.map(|l| describe_label(&bundle, step, l)),
+                                selinux: step
+                                    .label
+                                    .as_ref()
+                                    .map(|l| describe_label(&selinux, step, l)),
                                 owner: Some(describe_owner(step)),
                                 idmap: Some(idmap),
                                 ..Default::default()
                             };
                             if let SourceStep::Nfs(n) = &step.source {
-                                let d = crate::nfs::describe(n);
+                                let context =
+                                    step.label.as_ref().and_then(|l| l.context.as_deref());
+                                let d = nfs::describe(n, context);
                                 v.source_state = Some(d.server);
                                 v.nfs_mount = Some(d.mount);
                                 match d.resolved {
                                     Err(e) => {
                                         note(Class::Failed);
                                         v.decision = "failed".into();
-                                        v.hint = e.hint;
+                                        v.hint = e.hint_text().map(str::to_string);
                                     }
                                     Ok(_)
-                                        if n.context.is_none()
-                                            && crate::label::selinux_enabled().is_ok() =>
+                                        if context.is_none()
+                                            && crate::input::selinux::selinux_enabled().is_ok() =>
                                     {
-                                        v.hint = Some(crate::nfs::boolean_note());
+                                        v.hint = Some(crate::input::selinux::boolean_note());
                                     }
                                     Ok(_) => {}
                                 }
@@ -232,19 +239,17 @@ fn describe_source(s: &SourceStep) -> (String, bool) {
     }
 }
 
-fn describe_label(bundle: &Bundle, step: &plan::MountStep, l: plan::LabelPlan) -> String {
-    let mode = crate::label::mode_name(l.mode);
-    let target = match crate::label::target_context(bundle, l.mode) {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return format!(
-                "{mode}: nothing to do, {}",
-                crate::label::selinux_enabled()
-                    .err()
-                    .unwrap_or_else(|| "SELinux is disabled".into())
-            )
-        }
-        Err(e) => return format!("{mode}: would fail: {}", e.why),
+fn describe_label(selinux: &SelinuxHost, step: &MountStep, l: &LabelPlan) -> String {
+    let mode = plan::selinux::mode_name(l.mode);
+    let Some(target) = l.context.as_deref() else {
+        return format!(
+            "{mode}: nothing to do, {}",
+            selinux
+                .enabled
+                .clone()
+                .err()
+                .unwrap_or_else(|| "SELinux is disabled".into())
+        );
     };
     let path = source_path(&step.source);
     let fd = match rustix::fs::open(
@@ -255,7 +260,7 @@ fn describe_label(bundle: &Bundle, step: &plan::MountStep, l: plan::LabelPlan) -
         Ok(fd) => fd,
         Err(_) => return format!("{mode}: target {target}; a new volume: would be walked (empty)"),
     };
-    let d = crate::label::inspect(&fd, &target, l.policy);
+    let d = relabel::inspect(&fd, target, l.policy);
     format!(
         "{mode}: current {}, target {target}, marker {}; walk: {} ({})",
         d.current.as_deref().unwrap_or("(none)"),
@@ -292,8 +297,8 @@ fn describe_owner(step: &MountStep) -> String {
                 owner::Marker::Unsupported => "no xattrs".into(),
             };
             let what = match &i.decision {
-                owner::Decision::Skip => "skip: no walk (O(1))".to_string(),
-                owner::Decision::Walk(why) => format!("walk the volume: {why}"),
+                owner::OwnerDecision::Skip => "skip: no walk (O(1))".to_string(),
+                owner::OwnerDecision::Walk(why) => format!("walk the volume: {why}"),
             };
             format!(
                 "current {}:{}, {marker}; {target}; {what}",
@@ -313,7 +318,7 @@ fn describe_idmap(step: &MountStep) -> (String, bool) {
     }
     let ok = "yes: on-disk ids seen through the container's user namespace, no chown";
     let st = rustix::fs::statfs(source_path(&step.source).as_str());
-    match st.as_ref().ok().and_then(crate::mount::not_idmappable_fs) {
+    match st.as_ref().ok().and_then(mount::not_idmappable_fs) {
         Some(fs) => (
             format!("requested, but the source is on {fs}, which cannot be idmapped"),
             false,

@@ -5,8 +5,8 @@
 use log::{debug, info, warn};
 
 use crate::config::Config;
+use crate::input::state::State;
 use crate::record::{self, StateDir};
-use crate::state::State;
 
 pub fn run(config: &Config, state: &State) {
     let records = match StateDir::open(&config.state_dir, false) {

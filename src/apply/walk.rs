@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use rustix::fs::{openat2, Dir, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{Dir, FileType};
 
 /// What a visitor is told about one entry. The calling thread's working
 /// directory is `dir`, so `name` can be passed to path-based l* calls.
@@ -170,22 +170,7 @@ pub fn walk<V: Visitor + ?Sized>(
 }
 
 fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    Ok(open_dir_beneath(parent, name)?)
-}
-
-/// Open the directory `name` directly under `parent` for reading: never
-/// through a symlink, never out of `parent`, never into another mount.
-pub fn open_dir_beneath(parent: BorrowedFd<'_>, name: &CStr) -> rustix::io::Result<OwnedFd> {
-    openat2(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH
-            | ResolveFlags::NO_SYMLINKS
-            | ResolveFlags::NO_MAGICLINKS
-            | ResolveFlags::NO_XDEV,
-    )
+    Ok(crate::fd::open_dir_beneath(parent, name)?)
 }
 
 fn worker<V: Visitor + ?Sized>(shared: &Shared<'_, V>, first: Option<OwnedFd>) {
@@ -374,6 +359,7 @@ pub fn default_threads() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::{Mode, OFlags};
     use std::os::unix::ffi::OsStrExt;
 
     struct Collect(Mutex<Vec<(PathBuf, FileType)>>);

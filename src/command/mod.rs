@@ -1,9 +1,11 @@
-//! Orchestration: one function per command, wiring the pipeline
-//! state + bundle → requests → policy → plan → apply.
+//! The commands, one file per verb (as netavark's `commands/`): each wires
+//! the pipeline input → config → policy → plan → apply → record, and turns
+//! every error into the one user-facing [`HookError`].
 
 mod check;
 mod poststop;
 mod prestart;
+mod relabel;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -12,30 +14,30 @@ use std::path::PathBuf;
 
 use clap::CommandFactory;
 
-use crate::bundle::Bundle;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::error::HookError;
-use crate::hardening::Stage;
-use crate::state::State;
+use crate::hardening::CapProfile;
+use crate::input::bundle::Bundle;
+use crate::input::state::State;
 
 pub fn run(cli: Cli) -> Result<(), HookError> {
     let config_path = cli.config.as_deref().map(absolute).transpose()?;
     match cli.command {
         Command::Prestart => {
-            crate::log::set_stage("prestart");
+            crate::logging::set_stage("prestart");
             let state = State::read_from(std::io::stdin().lock())?;
-            crate::log::set_container(&state.id);
+            crate::logging::set_container(&state.id);
             crate::hardening::leave_cwd()
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
             let config = load_config(config_path.as_deref(), cli.log_level)?;
-            drop_caps(Stage::Attach)?;
+            drop_caps(CapProfile::Attach)?;
             prestart::run(&config, &state)
         }
         Command::Poststop => {
-            crate::log::set_stage("poststop");
+            crate::logging::set_stage("poststop");
             let state = State::read_from(std::io::stdin().lock())?;
-            crate::log::set_container(&state.id);
+            crate::logging::set_container(&state.id);
             crate::hardening::leave_cwd()
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
             // Teardown never fails for a broken config: fall back to the
@@ -44,7 +46,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
                 log::warn!("{e}; using the default state_dir to release the container");
                 Config::default()
             });
-            if let Err(e) = drop_caps(Stage::Inspect) {
+            if let Err(e) = drop_caps(CapProfile::Inspect) {
                 log::warn!("{e}");
             }
             poststop::run(&config, &state);
@@ -57,7 +59,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
         } => {
             let bundle = absolute(&bundle)?;
             let config = load_config(config_path.as_deref(), cli.log_level)?;
-            drop_caps(Stage::Inspect)?;
+            drop_caps(CapProfile::Inspect)?;
             check::run(&config, &bundle, &annotations, format)
         }
         Command::Relabel {
@@ -69,8 +71,8 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             load_config(config_path.as_deref(), cli.log_level)?;
             // As prestart: trusted.* xattrs need CAP_SYS_ADMIN, labels on
             // others' files CAP_FOWNER.
-            drop_caps(Stage::Attach)?;
-            relabel(&path, &context, always, threads)
+            drop_caps(CapProfile::Attach)?;
+            relabel::run(&path, &context, always, threads)
         }
         Command::Volumes {
             command,
@@ -78,7 +80,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             size,
         } => {
             let config = load_config(config_path.as_deref(), cli.log_level)?;
-            drop_caps(Stage::Inspect)?;
+            drop_caps(CapProfile::Inspect)?;
             match command {
                 None => volumes::list(&config, format, size),
                 Some(crate::cli::VolumesCommand::Inspect { name }) => {
@@ -95,57 +97,8 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
     }
 }
 
-fn relabel(
-    path: &std::path::Path,
-    context: &str,
-    always: bool,
-    threads: Option<usize>,
-) -> Result<(), HookError> {
-    use crate::config::RelabelPolicy;
-    use rustix::fs::{FileType, Mode, OFlags};
-    let subject = format!("relabel {}", path.display());
-    if crate::label::Context::parse(context).is_none() {
-        return Err(HookError::invalid(
-            subject,
-            format!("{} is not an SELinux context", crate::error::quote(context)),
-        ));
-    }
-    let fd = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| HookError::failed(&subject, format!("open: {e}")))?;
-    let st =
-        rustix::fs::fstat(&fd).map_err(|e| HookError::failed(&subject, format!("fstat: {e}")))?;
-    let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-    let policy = if always {
-        RelabelPolicy::Always
-    } else {
-        RelabelPolicy::OnChange
-    };
-    let threads = threads.unwrap_or_else(crate::walk::default_threads);
-    let start = std::time::Instant::now();
-    let outcome = crate::label::relabel(&fd, is_dir, context, policy, threads)
-        .map_err(|e| e.about(&subject))?;
-    let secs = start.elapsed().as_secs_f64();
-    let mut out = std::io::stdout().lock();
-    let line = match outcome {
-        crate::label::Outcome::Skipped => format!(
-            "skipped {}: already labelled {context} by a completed relabel ({:.3} ms)",
-            path.display(),
-            secs * 1e3
-        ),
-        crate::label::Outcome::Walked { stats, changed, .. } => format!(
-            "relabelled {} to {context}: {} entries, {changed} changed, {} mounts skipped, {threads} threads, {:.3} s, {:.0} entries/s",
-            path.display(),
-            stats.entries + 1,
-            stats.mounts_skipped,
-            secs,
-            (stats.entries + 1) as f64 / secs.max(1e-9)
-        ),
-    };
-    writeln!(out, "{line}").map_err(|e| HookError::failed(&subject, e.to_string()))
-}
-
-fn drop_caps(stage: Stage) -> Result<(), HookError> {
-    crate::hardening::drop_capabilities(stage)
+fn drop_caps(profile: CapProfile) -> Result<(), HookError> {
+    crate::hardening::drop_capabilities(profile)
         .map_err(|e| HookError::failed("hook", format!("dropping capabilities: {e}")))
 }
 
@@ -161,7 +114,7 @@ fn load_config(
     let level = cli_level
         .or_else(|| config.log_level.as_deref().and_then(|l| l.parse().ok()))
         .unwrap_or(log::LevelFilter::Info);
-    crate::log::set_level(level);
+    crate::logging::set_level(level);
     log::debug!("config: {}", config.origin);
     Ok(config)
 }

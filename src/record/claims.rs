@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
+use super::store::Record;
 use crate::config::Access;
 use crate::error::{volume_subject, HookError};
 use crate::plan::MountStep;
-use crate::record::Record;
 
 /// A live holder's use of a volume.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +59,7 @@ pub fn check(step: &MountStep, holders: &[Holder]) -> Result<(), HookError> {
                 format!(
                     "volume {} is exclusive and container {} {what} it (pid {}, since {})",
                     step.name.as_deref().unwrap_or("?"),
-                    crate::state::short_id(&h.id),
+                    crate::error::short_id(&h.id),
                     h.pid.map_or("?".into(), |p| p.to_string()),
                     h.attached_at
                 ),
@@ -69,6 +69,36 @@ pub fn check(step: &MountStep, holders: &[Holder]) -> Result<(), HookError> {
             } else {
                 "stop that container first"
             }));
+        }
+    }
+    Ok(())
+}
+
+/// Z: refuse a volume that another running container uses with another
+/// label (relabelling it would lock that container out).
+pub fn private_label_free(
+    step: &MountStep,
+    target: &str,
+    live: &[Record],
+    me: &str,
+) -> Result<(), HookError> {
+    let key = step.source_key();
+    for r in live.iter().filter(|r| r.id != me) {
+        let other = r
+            .volumes
+            .iter()
+            .filter(|v| v.source == key)
+            .find_map(|v| v.label.as_deref().filter(|l| *l != target));
+        if let Some(other) = other {
+            return Err(HookError::failed(
+                volume_subject(&step.spec),
+                format!(
+                    "{} is in use by running container {} with label {other}; relabelling it private (Z) to {target} would lock that container out",
+                    key.display(),
+                    crate::error::short_id(&r.id)
+                ),
+            )
+            .hint("use z to share the volume between containers, or stop the other container first"));
         }
     }
     Ok(())

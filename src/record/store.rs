@@ -202,7 +202,7 @@ impl StateDir {
                 Ok(Some(r)) => {
                     log::info!(
                         "recovered the claims of container {} (pid {:?} is gone without a poststop)",
-                        crate::state::short_id(&r.id),
+                        crate::error::short_id(&r.id),
                         r.pid
                     );
                     let _ = self.remove(&id);

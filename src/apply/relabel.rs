@@ -1,0 +1,305 @@
+//! SELinux labels for volumes (`z` / `Z`).
+//!
+//! - [`target_context`] decides the file context a volume gets: `Z` (private)
+//!   is the bundle's `linux.mountLabel`; `z` (shared) is the same
+//!   user:role:type at level `s0` (no categories, so every container may use
+//!   it). Without a mountLabel (a hand-written runc bundle) the policy's
+//!   container file context (`file` in lxc_contexts) is used, never a guess.
+//!   With SELinux disabled it is `None`: z/Z do nothing (said in the debug log).
+//! - [`relabel`] applies it: a parallel walk ([`crate::apply::walk`]) that never
+//!   follows a symlink, never enters another mount, and writes
+//!   `security.selinux` only on entries that carry another label.
+//! - Restarts are O(1): after a completed walk the volume root carries the
+//!   marker [`MARKER_XATTR`] = the target context. With
+//!   `relabel = "on-change"`, a root that carries the target label and the
+//!   marker is not walked. The marker is removed before a walk starts and set
+//!   only after it finished, so an interrupted walk is redone next time.
+//!   Trade-off: files added on the host behind the hook's back (not through a
+//!   container) keep their labels; `relabel = "always"` walks every start.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+use rustix::fs::XattrFlags;
+
+use crate::apply::{walk, ApplyError};
+use crate::config::RelabelPolicy;
+use crate::fd::proc_fd;
+
+/// The xattr holding an inode's SELinux context.
+pub const SELINUX_XATTR: &str = "security.selinux";
+/// On the volume root: the context the last *completed* relabel applied.
+pub const MARKER_XATTR: &str = "trusted.oci-volume-hook.relabel";
+
+/// What a relabel of a volume root would do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelabelDecision {
+    /// The root's current context (`None`: unlabelled or unreadable).
+    pub current: Option<String>,
+    /// The completion marker on the root.
+    pub marker: Option<String>,
+    pub walk: bool,
+    /// Why it walks or skips, for logs and `check`.
+    pub reason: String,
+}
+
+/// Decide from the root's label and marker whether a walk is needed.
+pub fn decide(
+    current: Option<&str>,
+    marker: Option<&str>,
+    target: &str,
+    policy: RelabelPolicy,
+) -> RelabelDecision {
+    let (walk, reason) = if policy == RelabelPolicy::Always {
+        (true, "relabel = \"always\"".to_string())
+    } else if current != Some(target) {
+        (true, "the root does not carry the target label".to_string())
+    } else if marker != Some(target) {
+        (
+            true,
+            "no marker of a completed relabel to this label (first use, or an interrupted relabel)"
+                .to_string(),
+        )
+    } else {
+        (
+            false,
+            "the root carries the target label and the marker of a completed relabel".to_string(),
+        )
+    };
+    RelabelDecision {
+        current: current.map(str::to_string),
+        marker: marker.map(str::to_string),
+        walk,
+        reason,
+    }
+}
+
+/// Inspect the volume at `fd` (any fd, O_PATH included) for `check`.
+pub fn inspect(fd: &OwnedFd, target: &str, policy: RelabelPolicy) -> RelabelDecision {
+    let at = proc_fd(fd.as_fd());
+    let current = get_xattr(&at, SELINUX_XATTR, true).ok().flatten();
+    let marker = get_xattr(&at, MARKER_XATTR, true).ok().flatten();
+    decide(current.as_deref(), marker.as_deref(), target, policy)
+}
+
+/// What [`relabel`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelabelOutcome {
+    /// O(1): nothing was walked.
+    Skipped,
+    Walked {
+        stats: walk::Stats,
+        /// Entries whose label was rewritten (the root included).
+        changed: u64,
+        elapsed: Duration,
+    },
+}
+
+/// Relabel the volume whose root is `fd` (any fd, O_PATH included) to
+/// `target`. `is_dir` false: a single-file volume, labelled alone. Refuses
+/// system paths. Runs in the host mount namespace, before setns: the walk's
+/// threads have exited when it returns.
+pub fn relabel(
+    fd: &OwnedFd,
+    is_dir: bool,
+    target: &str,
+    policy: RelabelPolicy,
+    threads: usize,
+) -> Result<RelabelOutcome, ApplyError> {
+    let at = proc_fd(fd.as_fd());
+    let real = crate::fd::real_path(fd.as_fd())
+        .map_err(|e| ApplyError::sys("reading the path of the volume to relabel", e))?;
+    let shown = real.display().to_string();
+    if let Some(why) = walk::system_path(&real) {
+        return Err(
+            ApplyError::unusable(format!("refusing to relabel: {why}")).hint(
+                "relabel (z/Z) only a dedicated volume directory; drop z/Z or use a sub-directory",
+            ),
+        );
+    }
+    let xerr = |what: String, e: io::Error| {
+        let unsupported = e.raw_os_error() == Some(libc::EOPNOTSUPP);
+        let mut err = ApplyError::sys(format!("{what} {shown}"), e);
+        if unsupported {
+            err = err.hint("this file system does not store SELinux labels; drop z/Z (for NFS use a context= mount)");
+        }
+        err
+    };
+    let current = get_xattr(&at, SELINUX_XATTR, true)
+        .map_err(|e| xerr(format!("getxattr {SELINUX_XATTR}"), e))?;
+    let marker = match get_xattr(&at, MARKER_XATTR, true) {
+        Ok(m) => m,
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => None,
+        Err(e) => return Err(xerr(format!("getxattr {MARKER_XATTR}"), e)),
+    };
+    let d = decide(current.as_deref(), marker.as_deref(), target, policy);
+    if !d.walk {
+        debug!("relabel {shown} to {target}: skipped, {}", d.reason);
+        return Ok(RelabelOutcome::Skipped);
+    }
+    debug!("relabel {shown} to {target}: walking, {}", d.reason);
+    let start = Instant::now();
+    // Cleared first: a walk that does not finish leaves no marker behind.
+    if marker.is_some() {
+        rustix::fs::removexattr(&at, MARKER_XATTR)
+            .or_else(|e| {
+                if e == rustix::io::Errno::NODATA {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| xerr(format!("removexattr {MARKER_XATTR}"), e.into()))?;
+    }
+    let value = with_nul(target);
+    let visitor = LabelVisitor {
+        target: target.as_bytes(),
+        value: &value,
+        changed: AtomicU64::new(0),
+    };
+    let stats = if is_dir {
+        walk::walk(fd, &real, threads, &visitor).map_err(|e| {
+            let unsupported = e.source.raw_os_error() == Some(libc::EOPNOTSUPP);
+            let err = ApplyError::sys(
+                format!("relabel {shown} to {target}: {}", e.path.display()),
+                e.source,
+            );
+            if unsupported {
+                err.hint("this file system does not store SELinux labels; drop z/Z (for NFS use a context= mount)")
+            } else {
+                err.hint("fix the entry named, or drop z/Z; the next start walks again")
+            }
+        })?
+    } else {
+        walk::Stats::default()
+    };
+    // The root last, then the marker: only a finished walk is marked.
+    if current.as_deref() != Some(target) {
+        rustix::fs::setxattr(&at, SELINUX_XATTR, &value, XattrFlags::empty())
+            .map_err(|e| xerr(format!("setxattr {SELINUX_XATTR}"), e.into()))?;
+        visitor.changed.fetch_add(1, Ordering::Relaxed);
+    }
+    match rustix::fs::setxattr(&at, MARKER_XATTR, target.as_bytes(), XattrFlags::empty()) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            warn!("{shown}: no trusted xattrs on this file system: every start walks the volume")
+        }
+        Err(e) => return Err(xerr(format!("setxattr {MARKER_XATTR}"), e.into())),
+    }
+    let elapsed = start.elapsed();
+    let changed = visitor.changed.into_inner();
+    info!(
+        "relabelled {shown} to {target}: {} entries, {changed} changed, {} mounts skipped, {:.1} ms",
+        stats.entries + 1,
+        stats.mounts_skipped,
+        elapsed.as_secs_f64() * 1e3
+    );
+    Ok(RelabelOutcome::Walked {
+        stats,
+        changed,
+        elapsed,
+    })
+}
+
+struct LabelVisitor<'a> {
+    target: &'a [u8],
+    /// `target` with a trailing NUL, as libselinux writes it.
+    value: &'a [u8],
+    changed: AtomicU64,
+}
+
+impl walk::Visitor for LabelVisitor<'_> {
+    fn visit(&self, e: &walk::Entry<'_>) -> io::Result<()> {
+        // The worker's cwd is the entry's directory: l* calls on the bare
+        // name act on the entry itself, a symlink included, never its target.
+        let mut buf = [0u8; 256];
+        let same = match rustix::fs::lgetxattr(e.name, SELINUX_XATTR, &mut buf[..]) {
+            Ok(n) => strip_nul(&buf[..n]) == self.target,
+            Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::RANGE) => false,
+            Err(err) => return Err(err.into()),
+        };
+        if !same {
+            rustix::fs::lsetxattr(e.name, SELINUX_XATTR, self.value, XattrFlags::empty())?;
+            self.changed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+fn with_nul(s: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 1);
+    v.extend_from_slice(s.as_bytes());
+    v.push(0);
+    v
+}
+
+fn strip_nul(b: &[u8]) -> &[u8] {
+    b.strip_suffix(b"\0").unwrap_or(b)
+}
+
+/// An xattr as text without its trailing NUL; `None` when absent.
+fn get_xattr(path: &Path, name: &str, follow: bool) -> io::Result<Option<String>> {
+    let mut buf = vec![0u8; 1024];
+    let r = if follow {
+        rustix::fs::getxattr(path, name, &mut buf[..])
+    } else {
+        rustix::fs::lgetxattr(path, name, &mut buf[..])
+    };
+    match r {
+        Ok(n) => Ok(Some(
+            String::from_utf8_lossy(strip_nul(&buf[..n])).into_owned(),
+        )),
+        Err(rustix::io::Errno::NODATA) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The label and marker of `path` (not following a final symlink); for
+/// tests and tools.
+pub fn read_labels(path: &Path) -> io::Result<(Option<String>, Option<String>)> {
+    Ok((
+        get_xattr(path, SELINUX_XATTR, false)?,
+        get_xattr(path, MARKER_XATTR, false).unwrap_or(None),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: &str = "system_u:object_r:container_file_t:s0:c1,c2";
+    const LXC: &str = "system_u:object_r:container_file_t:s0";
+
+    #[test]
+    fn marker_logic() {
+        use RelabelPolicy::*;
+        let t = M;
+        // O(1) skip only with both the label and the marker of this label.
+        assert!(!decide(Some(t), Some(t), t, OnChange).walk);
+        assert!(decide(Some(t), Some(t), t, Always).walk);
+        assert!(
+            decide(Some(t), None, t, OnChange).walk,
+            "interrupted relabel"
+        );
+        assert!(
+            decide(Some(t), Some(LXC), t, OnChange).walk,
+            "marker of another label"
+        );
+        assert!(
+            decide(Some(LXC), Some(t), t, OnChange).walk,
+            "root relabelled since"
+        );
+        assert!(decide(None, None, t, OnChange).walk);
+    }
+
+    #[test]
+    fn nul_handling() {
+        assert_eq!(strip_nul(b"a:b:c:s0\0"), b"a:b:c:s0");
+        assert_eq!(strip_nul(b"a:b:c:s0"), b"a:b:c:s0");
+        assert_eq!(with_nul("x"), b"x\0");
+    }
+}

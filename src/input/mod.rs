@@ -1,0 +1,8 @@
+//! Input, the first layer (untrusted): what the runtime says (the state on stdin, the
+//! bundle's config.json), what the user asked (the annotation), and what
+//! the host says about SELinux.
+
+pub mod annotations;
+pub mod bundle;
+pub mod selinux;
+pub mod state;

@@ -1,0 +1,8 @@
+//! Records, the last layer: what prestart attached and poststop releases, one file per
+//! container in the state dir ([`store`]), and the access claims read from
+//! them ([`claims`]).
+
+pub mod claims;
+mod store;
+
+pub use store::{file_name, now, pid_start_time, Record, RecordVolume, StateDir};
