@@ -21,6 +21,6 @@ pub mod hardening;
 pub mod input;
 pub mod logging;
 pub mod plan;
-pub mod policy;
-pub mod record;
+pub(crate) mod policy;
+pub(crate) mod record;
 pub(crate) mod sys;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::nfs::{parse_server_export, NfsOptions};
-use crate::config::{Access, Config, OwnerChange, RelabelPolicy, SelinuxMode};
+use crate::config::{Access, Backend, Config, OwnerChange, RelabelPolicy, SelinuxMode};
 use crate::error::{volume_subject, HookError};
 use crate::input::annotations::{Options, Relabel, RequestSource, VolumeRequest};
 
@@ -60,6 +60,12 @@ impl NfsVolume {
         }
         format!("{host}:{}", p.display())
     }
+
+    /// What identifies the volume in records and claims: `nfs:` and the
+    /// export (and sub-directory) on its server.
+    pub fn key(&self) -> std::path::PathBuf {
+        format!("nfs:{}", self.display()).into()
+    }
 }
 
 /// A volume the policy approved. Code past this point never sees raw
@@ -106,13 +112,15 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
                     Access::Exclusive => rule.push_str(" (access = exclusive)"),
                     Access::Shared => {}
                 }
-                let source = match (&v.path, &v.nfs) {
-                    (Some(path), _) => ResolvedSource::Admin { path: path.clone() },
-                    (None, Some(nfs)) => ResolvedSource::Nfs(
+                let source = match v.backend() {
+                    Backend::Path(path) => ResolvedSource::Admin {
+                        path: path.to_path_buf(),
+                    },
+                    Backend::Nfs(nfs) => ResolvedSource::Nfs(
                         admin_nfs(config, name, v, nfs).map_err(|e| e.about(&subject))?,
                     ),
                     // Defined by the admin, so always created on first use.
-                    (None, None) => ResolvedSource::Managed {
+                    Backend::Managed => ResolvedSource::Managed {
                         root: config.volumes_root.clone(),
                         name: name.clone(),
                         auto_create: true,
@@ -254,11 +262,7 @@ fn selinux_mode(
         Relabel::Private => SelinuxMode::Private,
     });
     let default = admin.and_then(|v| v.selinux);
-    let name = |m: SelinuxMode| match m {
-        SelinuxMode::None => "none",
-        SelinuxMode::Shared => "shared",
-        SelinuxMode::Private => "private",
-    };
+    let name = SelinuxMode::as_str;
     let mode = match (asked, default) {
         (Some(a), Some(d)) if a < d && admin.is_some_and(|v| v.selinux_locked) => {
             let vol = match &req.source {

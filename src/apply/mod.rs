@@ -8,14 +8,14 @@
 //! turns that into the one user-facing line.
 
 mod error;
-pub mod mount;
-pub mod nfs;
-pub mod ns;
+pub(crate) mod mount;
+pub(crate) mod nfs;
+pub(crate) mod ns;
 pub mod owner;
 pub mod relabel;
-pub mod rootfs;
-pub mod source;
-pub mod walk;
+pub(crate) mod rootfs;
+pub(crate) mod source;
+pub(crate) mod walk;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ use source::OpenedSource;
 /// Steps 3 and 4 of prestart: prepare every source in the host mount
 /// namespace, then attach each in the container's. Returns each volume's
 /// host path, in plan order.
-pub fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachError> {
+pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachError> {
     let about = |step: &MountStep| {
         let subject = volume_subject(&step.spec);
         move |error: ApplyError| AttachError { subject, error }
@@ -207,7 +207,7 @@ fn nfs_source(
     let fd = m.tree.try_clone().map_err(|e| ApplyError::sys("dup", e))?;
     let source = OpenedSource {
         fd,
-        path: format!("nfs:{}", m.display).into(),
+        path: n.volume.key(),
         is_dir: true,
         created: m.created,
     };

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::apply::rootfs::{DestState, RootFs};
 use crate::apply::{mount, nfs, owner, relabel};
 use crate::cli::Format;
-use crate::config::{Config, OwnerChange};
+use crate::config::Config;
 use crate::error::{Class, HookError};
 use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::input::bundle::Bundle;
@@ -284,10 +284,7 @@ fn describe_owner(step: &MountStep) -> String {
             Err(_) => "unchanged (no option U)".into(),
         };
     };
-    let policy = match p.policy {
-        OwnerChange::OnRootMismatch => "on-root-mismatch",
-        OwnerChange::Always => "always",
-    };
+    let policy = p.policy.as_str();
     let target = format!("target {}:{} ({policy})", p.uid, p.gid);
     match owner::inspect(Path::new(&path), p) {
         Ok(i) => {

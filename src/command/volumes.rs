@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::cli::Format;
-use crate::config::{Access, Config};
+use crate::config::{Access, Backend, Config};
 use crate::error::HookError;
 use crate::record::{Record, StateDir};
 
@@ -76,16 +76,16 @@ fn collect(config: &Config, size: bool) -> Vec<VolumeInfo> {
     };
     let mut vols: BTreeMap<String, VolumeInfo> = BTreeMap::new();
     for (name, v) in &config.volumes {
-        let (backend, path) = match (&v.path, &v.nfs) {
-            (Some(p), _) => ("bind", p.display().to_string()),
-            (None, Some(n)) => (
+        let (backend, path) = match v.backend() {
+            Backend::Path(p) => ("bind", p.display().to_string()),
+            Backend::Nfs(n) => (
                 "nfs",
                 match &v.subdir {
                     Some(s) => format!("{}/{}", n.trim_end_matches('/'), s.display()),
-                    None => n.clone(),
+                    None => n.to_string(),
                 },
             ),
-            (None, None) => (
+            Backend::Managed => (
                 "managed",
                 config.volumes_root.join(name).display().to_string(),
             ),
@@ -206,7 +206,7 @@ fn print_list(vols: &[VolumeInfo], format: Format) -> std::io::Result<()> {
             "{:<20} {:<8} {:<10} {:<10} {:<10} {:<12} {}",
             v.name,
             v.backend,
-            access_name(v.access),
+            v.access.as_str(),
             v.owner.as_deref().unwrap_or("-"),
             v.size_bytes.map_or("-".into(), human),
             if containers.is_empty() {
@@ -233,7 +233,7 @@ fn print_one(out: &mut impl Write, v: &VolumeInfo) -> std::io::Result<()> {
             " (not created yet)"
         }
     )?;
-    writeln!(out, "access:     {}", access_name(v.access))?;
+    writeln!(out, "access:     {}", v.access.as_str())?;
     for (k, val) in [("owner", &v.owner), ("mode", &v.mode), ("label", &v.label)] {
         if let Some(val) = val {
             writeln!(out, "{:<12}{val}", format!("{k}:"))?;
@@ -257,14 +257,6 @@ fn print_one(out: &mut impl Write, v: &VolumeInfo) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn access_name(a: Access) -> &'static str {
-    match a {
-        Access::Shared => "shared",
-        Access::Exclusive => "exclusive",
-        Access::ReadOnly => "read-only",
-    }
 }
 
 fn human(bytes: u64) -> String {

@@ -130,6 +130,60 @@ pub enum Access {
     ReadOnly,
 }
 
+/// Where an admin-defined volume's data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend<'a> {
+    /// `path =`: a bind of that host path.
+    Path(&'a Path),
+    /// `nfs = "server:/export"`.
+    Nfs(&'a str),
+    /// Neither: a managed volume under `volumes_root`.
+    Managed,
+}
+
+impl VolumeConfig {
+    /// The one place that tells a path, NFS and managed volume apart.
+    pub fn backend(&self) -> Backend<'_> {
+        match (&self.path, &self.nfs) {
+            (Some(p), _) => Backend::Path(p),
+            (None, Some(n)) => Backend::Nfs(n),
+            (None, None) => Backend::Managed,
+        }
+    }
+}
+
+impl SelinuxMode {
+    /// The name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelinuxMode::None => "none",
+            SelinuxMode::Shared => "shared",
+            SelinuxMode::Private => "private",
+        }
+    }
+}
+
+impl OwnerChange {
+    /// The name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnerChange::OnRootMismatch => "on-root-mismatch",
+            OwnerChange::Always => "always",
+        }
+    }
+}
+
+impl Access {
+    /// The name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Shared => "shared",
+            Access::Exclusive => "exclusive",
+            Access::ReadOnly => "read-only",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum Origin {
     #[default]

@@ -33,8 +33,6 @@ pub struct Spec {
 pub struct Root {
     #[serde(default)]
     pub path: PathBuf,
-    #[serde(default)]
-    pub readonly: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -4,5 +4,5 @@
 
 pub mod annotations;
 pub mod bundle;
-pub mod selinux;
+pub(crate) mod selinux;
 pub mod state;

@@ -18,8 +18,6 @@ pub const MAX_STATE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct State {
-    #[serde(default, rename = "ociVersion")]
-    pub oci_version: String,
     pub id: String,
     /// Informational only: the stage comes from argv.
     #[serde(default)]

@@ -6,8 +6,6 @@ mod build;
 pub(crate) mod selinux;
 mod step;
 
-pub use build::build;
-pub use step::{
-    LabelPlan, MountAttrs, MountPlan, MountStep, NewDir, NfsStep, OwnerPlan, SourceStep,
-    NEW_VOLUME_MODE,
-};
+pub(crate) use build::build;
+pub use step::OwnerPlan;
+pub(crate) use step::{LabelPlan, MountAttrs, MountPlan, MountStep, NewDir, NfsStep, SourceStep};

@@ -69,7 +69,7 @@ impl MountStep {
             SourceStep::Admin { path } | SourceStep::Host { path, .. } => path.clone(),
             // The export (and sub-directory) on its server: claims on one
             // host only see this host's containers.
-            SourceStep::Nfs(n) => PathBuf::from(format!("nfs:{}", n.volume.display())),
+            SourceStep::Nfs(n) => n.volume.key(),
         }
     }
 }

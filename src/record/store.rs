@@ -110,10 +110,6 @@ impl StateDir {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Write a record atomically (temporary file, then rename).
     pub fn write(&self, record: &Record) -> Result<(), HookError> {
         let name = file_name(&record.id);

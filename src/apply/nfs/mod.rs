@@ -31,7 +31,7 @@ mod child;
 mod params;
 
 use std::ffi::CString;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -91,7 +91,6 @@ pub struct Mounted {
     pub tree: OwnedFd,
     /// `host:/export[/subdir]`.
     pub display: String,
-    pub addr: IpAddr,
     pub options: String,
     /// The sub-directory was created by this mount.
     pub created: bool,
@@ -159,7 +158,6 @@ pub fn mount(
                 return Ok(Mounted {
                     tree,
                     display: v.display(),
-                    addr: server.ip(),
                     options,
                     created,
                 });
