@@ -59,19 +59,8 @@ pub fn client_addr(server: SocketAddr) -> std::io::Result<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::nfs::fixture::vol;
     use crate::config::nfs::NfsOptions;
-
-    fn vol(opts: &str) -> NfsVolume {
-        NfsVolume {
-            host: "fs.example.com".into(),
-            port: None,
-            export: "/exports/logs".into(),
-            subdir: Some("app1".into()),
-            options: NfsOptions::parse(opts).unwrap(),
-            timeout: 10,
-            timeout_rule: "mount_timeout".into(),
-        }
-    }
 
     #[test]
     fn resolution_and_client_address() {

@@ -456,7 +456,7 @@ mod tests {
 }
 
 /// Host micro-benchmark of what the hook adds around a mount (fork, socket,
-/// fd passing, reap): `cargo test --release nfs::bench -- --ignored --nocapture`.
+/// fd passing, reap): `cargo test --release nfs::child::bench -- --ignored --nocapture`.
 /// NFS is not in this host's kernel, so it times tmpfs: `run_mount` against
 /// the same fsopen/fsconfig/fsmount made inline.
 #[cfg(test)]

@@ -287,14 +287,14 @@ fn format_secs(s: f64) -> String {
     }
 }
 
+/// The NFS volume and step the unit tests of this folder share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod fixture {
     use crate::config::nfs::NfsOptions;
-    use crate::plan::NewDir;
+    use crate::plan::{NewDir, NfsStep};
     use crate::policy::NfsVolume;
 
-    fn vol(opts: &str) -> NfsVolume {
+    pub(super) fn vol(opts: &str) -> NfsVolume {
         NfsVolume {
             host: "fs.example.com".into(),
             port: None,
@@ -306,7 +306,7 @@ mod tests {
         }
     }
 
-    fn step(opts: &str) -> NfsStep {
+    pub(super) fn step(opts: &str) -> NfsStep {
         NfsStep {
             volume: vol(opts),
             new_dir: NewDir {
@@ -316,6 +316,12 @@ mod tests {
             },
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fixture::step;
 
     #[test]
     fn the_timeout_error_names_server_export_and_deadline() {

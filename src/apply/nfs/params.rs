@@ -65,32 +65,7 @@ pub fn render(params: &[(String, Option<String>)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::nfs::NfsOptions;
-    use crate::plan::NewDir;
-    use crate::policy::NfsVolume;
-
-    fn vol(opts: &str) -> NfsVolume {
-        NfsVolume {
-            host: "fs.example.com".into(),
-            port: None,
-            export: "/exports/logs".into(),
-            subdir: Some("app1".into()),
-            options: NfsOptions::parse(opts).unwrap(),
-            timeout: 10,
-            timeout_rule: "mount_timeout".into(),
-        }
-    }
-
-    fn step(opts: &str) -> NfsStep {
-        NfsStep {
-            volume: vol(opts),
-            new_dir: NewDir {
-                uid: 1000,
-                gid: 1000,
-                mode: 0o755,
-            },
-        }
-    }
+    use crate::apply::nfs::fixture::step;
 
     #[test]
     fn params_and_rendering() {
