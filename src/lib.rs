@@ -31,3 +31,4 @@ pub mod state;
 pub mod sys;
 pub mod volume;
 pub mod walk;
+pub mod wrapper;
