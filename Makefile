@@ -33,12 +33,17 @@ CARGO_FLAGS ?=
 # Honour CARGO_TARGET_DIR from the environment, like cargo does.
 TARGET_DIR  ?= $(or $(CARGO_TARGET_DIR),target)
 BIN         := $(TARGET_DIR)/release/$(PACKAGE)
+# The runtime wrapper for docker and containerd; it finds the hook beside
+# itself, so both go to BINDIR.
+WRAPPER     := oci-volume-runtime
+WRAPPER_BIN := $(TARGET_DIR)/release/$(WRAPPER)
 
 GOMD2MAN ?= go-md2man
 INSTALL  ?= install
 
 BUILDDIR := build
 MANPAGES := $(BUILDDIR)/man/$(PACKAGE).1 \
+            $(BUILDDIR)/man/$(WRAPPER).1 \
             $(BUILDDIR)/man/$(PACKAGE).conf.5 \
             $(BUILDDIR)/man/$(PACKAGE)-volumes.5
 COMPLETIONS := $(BUILDDIR)/completions/$(PACKAGE).bash \
@@ -72,7 +77,7 @@ all: build
 build:
 	$(CARGO) build --release --locked $(CARGO_FLAGS) --target-dir $(TARGET_DIR)
 
-$(BIN):
+$(BIN) $(WRAPPER_BIN):
 	$(CARGO) build --release --locked $(CARGO_FLAGS) --target-dir $(TARGET_DIR)
 
 # ---------------------------------------------------------------- man pages
@@ -101,9 +106,10 @@ $(BUILDDIR)/completions/$(PACKAGE).fish: $(BIN)
 # ------------------------------------------------------------------ install
 # Does not compile as root behind your back: run `make` first (it builds the
 # binary only when it is missing).
-install: $(BIN) docs completions
+install: $(BIN) $(WRAPPER_BIN) docs completions
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/$(PACKAGE)
+	$(INSTALL) -m 0755 $(WRAPPER_BIN) $(DESTDIR)$(BINDIR)/$(WRAPPER)
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(HOOKSDIR)
 	@# The hooks.d entries name /usr/bin/oci-volume-hook and the default
 	@# config; point them at BINDIR / CONFDIR when those differ.
@@ -124,7 +130,7 @@ install: $(BIN) docs completions
 	  $(INSTALL) -m 0644 etc/config.toml $(DESTDIR)$(CONFDIR)/config.toml; \
 	fi
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
-	$(INSTALL) -m 0644 $(BUILDDIR)/man/$(PACKAGE).1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 $(BUILDDIR)/man/$(PACKAGE).1 $(BUILDDIR)/man/$(WRAPPER).1 $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 0644 $(BUILDDIR)/man/$(PACKAGE).conf.5 $(BUILDDIR)/man/$(PACKAGE)-volumes.5 \
 	  $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
@@ -139,9 +145,10 @@ install: $(BIN) docs completions
 # Removes what install put there, except the config and the volumes
 # (volume data is never deleted by any target or package script).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/$(PACKAGE)
+	rm -f $(DESTDIR)$(BINDIR)/$(PACKAGE) $(DESTDIR)$(BINDIR)/$(WRAPPER)
 	rm -f $(addprefix $(DESTDIR)$(HOOKSDIR)/,$(HOOKS))
-	rm -f $(DESTDIR)$(MANDIR)/man1/$(PACKAGE).1 $(DESTDIR)$(MANDIR)/man5/$(PACKAGE).conf.5 \
+	rm -f $(DESTDIR)$(MANDIR)/man1/$(PACKAGE).1 $(DESTDIR)$(MANDIR)/man1/$(WRAPPER).1 \
+	      $(DESTDIR)$(MANDIR)/man5/$(PACKAGE).conf.5 \
 	      $(DESTDIR)$(MANDIR)/man5/$(PACKAGE)-volumes.5
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/$(PACKAGE) $(DESTDIR)$(ZSHCOMPDIR)/_$(PACKAGE) \
 	      $(DESTDIR)$(FISHCOMPDIR)/$(PACKAGE).fish

@@ -8,8 +8,10 @@
 //! volume) → `plan` (pure kernel steps, SELinux contexts included) →
 //! `apply` (source, walk, relabel, owner, mount, ns, rootfs, nfs: the side
 //! effects) → `record` (what poststop releases; claims). `command` wires
-//! them per verb. Beneath them all: `error`, `sys` (the only `unsafe`),
-//! `fd`, `hardening`, `logging`, `cli`.
+//! them per verb; `wrapper` is the `oci-volume-runtime` binary's logic (a
+//! runtime wrapper that adds the hooks for docker and containerd). Beneath
+//! them all: `error`, `sys` (the only `unsafe`), `fd`, `hardening`,
+//! `logging`, `cli`.
 
 pub mod apply;
 pub mod cli;
@@ -24,3 +26,4 @@ pub mod plan;
 pub(crate) mod policy;
 pub(crate) mod record;
 pub(crate) mod sys;
+pub mod wrapper;

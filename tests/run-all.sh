@@ -6,6 +6,7 @@
 #   cargo    unit, binary and namespace tiers (cargo test --locked)
 #   fuzz     a short smoke run of each fuzz target (when cargo-fuzz is usable)
 #   e2e      real runc, crun, podman, kube play (tests/e2e/run.sh)
+#   docker   private dockerd + containerd through oci-volume-runtime; ctr (tests/docker/run.sh)
 #   pkg      .deb built, installed, used by podman, removed; RPM built (tests/pkg/run.sh)
 #   vm       SELinux-enforcing guest under qemu: labels, NFS (tests/vm/run.sh)
 #
@@ -23,7 +24,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-ALL=(lint cargo fuzz e2e pkg vm)
+ALL=(lint cargo fuzz e2e docker pkg vm)
 if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=("${ALL[@]}"); fi
 
 passed=() failed=()
@@ -56,6 +57,7 @@ suite_fuzz() {
 }
 
 suite_e2e() { ./tests/install-deps.sh && ./tests/e2e/run.sh; }
+suite_docker() { ./tests/docker/run.sh; }
 suite_pkg() { ./tests/pkg/run.sh; }
 suite_vm() { ./tests/vm/run.sh; }
 

@@ -46,6 +46,10 @@ pub struct Config {
     pub owner_change: OwnerChange,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
+    /// The real runtime `oci-volume-runtime` executes (absolute); the hook
+    /// itself does not use it.
+    #[serde(default)]
+    pub runtime: Option<PathBuf>,
     /// Where this config came from, for messages ("built-in defaults" or a path).
     #[serde(skip)]
     pub origin: Origin,
@@ -227,6 +231,7 @@ impl Default for Config {
             relabel: None,
             owner_change: OwnerChange::default(),
             volumes: BTreeMap::new(),
+            runtime: None,
             origin: Origin::BuiltIn,
         }
     }
@@ -235,64 +240,17 @@ impl Default for Config {
 impl Config {
     /// Load `explicit` (must exist) or the default path (missing = defaults).
     pub fn load(explicit: Option<&Path>) -> Result<Config, HookError> {
-        let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
-        let subject = format!("config {}", path.display());
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-                return Ok(Config::default())
-            }
-            Err(e) => return Err(HookError::failed(subject, format!("open: {e}"))),
+        let Some((text, path)) = read_text(explicit)? else {
+            return Ok(Config::default());
         };
-        let meta = file
-            .metadata()
-            .map_err(|e| HookError::failed(&subject, format!("stat: {e}")))?;
-        if !meta.is_file() {
-            return Err(HookError::failed(subject, "not a regular file"));
-        }
-        // The hook runs as root on input from this file: only root may write it.
-        if meta.uid() != 0 && rustix::process::geteuid().is_root() {
-            return Err(HookError::failed(
-                &subject,
-                format!("owned by uid {}, not root", meta.uid()),
-            )
-            .hint("chown root:root the file"));
-        }
-        if meta.mode() & 0o022 != 0 {
-            return Err(HookError::failed(
-                &subject,
-                format!("mode {:04o} lets others write it", meta.mode() & 0o7777),
-            )
-            .hint("chmod go-w the file"));
-        }
-        let mut text = String::new();
-        file.take(MAX_CONFIG_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| HookError::failed(&subject, format!("read: {e}")))?;
-        if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(HookError::failed(
-                subject,
-                format!("larger than {MAX_CONFIG_BYTES} bytes"),
-            ));
-        }
-        let mut config = Config::parse(&text, path)?;
-        config.origin = Origin::File(path.to_path_buf());
+        let mut config = Config::parse(&text, &path)?;
+        config.origin = Origin::File(path);
         Ok(config)
     }
 
     /// Parse and validate TOML text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, HookError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let msg = e.message().trim().to_string();
-            let why = match line {
-                Some(l) => format!("{}:{l}: {msg}", path.display()),
-                None => format!("{}: {msg}", path.display()),
-            };
-            HookError::failed("config", why).hint("fix the file; see oci-volume-hook.conf(5)")
-        })?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(&e, text, path))?;
         config.validate(path)?;
         Ok(config)
     }
@@ -316,6 +274,9 @@ impl Config {
             return Err(bad("volumes_root must not be /".into()));
         }
         absolute("state_dir", &self.state_dir)?;
+        if let Some(r) = &self.runtime {
+            absolute("runtime", r)?;
+        }
         for p in &self.allowed_host_paths {
             absolute("allowed_host_paths entry", p)?;
         }
@@ -392,6 +353,65 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The text of `explicit` (which must exist) or of the default config (a
+/// missing default file means `None`: the built-in defaults). The hook and
+/// the runtime wrapper run as root on input from this file: only root may
+/// write it, and it is size-capped.
+pub fn read_text(explicit: Option<&Path>) -> Result<Option<(String, PathBuf)>, HookError> {
+    let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
+    let subject = format!("config {}", path.display());
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            return Ok(None)
+        }
+        Err(e) => return Err(HookError::failed(subject, format!("open: {e}"))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| HookError::failed(&subject, format!("stat: {e}")))?;
+    if !meta.is_file() {
+        return Err(HookError::failed(subject, "not a regular file"));
+    }
+    if meta.uid() != 0 && rustix::process::geteuid().is_root() {
+        return Err(
+            HookError::failed(&subject, format!("owned by uid {}, not root", meta.uid()))
+                .hint("chown root:root the file"),
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(HookError::failed(
+            &subject,
+            format!("mode {:04o} lets others write it", meta.mode() & 0o7777),
+        )
+        .hint("chmod go-w the file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| HookError::failed(&subject, format!("read: {e}")))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(HookError::failed(
+            subject,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    Ok(Some((text, path.to_path_buf())))
+}
+
+/// A TOML error as `FILE:LINE: message`, with the man page as the hint.
+pub fn toml_error(e: &toml::de::Error, text: &str, path: &Path) -> HookError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let msg = e.message().trim().to_string();
+    let why = match line {
+        Some(l) => format!("{}:{l}: {msg}", path.display()),
+        None => format!("{}: {msg}", path.display()),
+    };
+    HookError::failed("config", why).hint("fix the file; see oci-volume-hook.conf(5)")
 }
 
 #[cfg(test)]

@@ -156,10 +156,11 @@ fi
 
 files=$(dpkg -L "$PKG")
 printf '%s\n' "$files" | sed 's/^/    /' >> "$LOG"
-for f in /usr/bin/$PKG \
+for f in /usr/bin/$PKG /usr/bin/oci-volume-runtime \
          $HOOKSDIR/$PKG-prestart.json $HOOKSDIR/$PKG-poststop.json \
          /etc/$PKG/config.toml \
-         /usr/share/man/man1/$PKG.1.gz /usr/share/man/man5/$PKG.conf.5.gz \
+         /usr/share/man/man1/$PKG.1.gz /usr/share/man/man1/oci-volume-runtime.1.gz \
+         /usr/share/man/man5/$PKG.conf.5.gz \
          /usr/share/man/man5/$PKG-volumes.5.gz \
          /usr/share/bash-completion/completions/$PKG \
          /usr/share/zsh/vendor-completions/_$PKG \
@@ -389,7 +390,7 @@ fi
 
 # -------------------------------------------------------------- man pages
 run make docs
-for page in build/man/$PKG.1 build/man/$PKG.conf.5 build/man/$PKG-volumes.5; do
+for page in build/man/$PKG.1 build/man/oci-volume-runtime.1 build/man/$PKG.conf.5 build/man/$PKG-volumes.5; do
     w1=$(MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null)
     w2=$(groff -ww -z -t -man "$page" 2>&1)
     lines=$(MANWIDTH=80 man -l "$page" 2>/dev/null | wc -l)
