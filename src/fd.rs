@@ -48,3 +48,130 @@ pub fn open_dir_beneath(parent: BorrowedFd<'_>, name: &CStr) -> rustix::io::Resu
             | ResolveFlags::NO_XDEV,
     )
 }
+
+/// Why a path cannot be trusted as the way to a volume.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is a symlink")]
+    Symlink { path: PathBuf },
+    #[error("{path} is owned by uid {uid}, not root (that user could replace what lies below it)")]
+    Owner { path: PathBuf, uid: u32 },
+    #[error(
+        "{path} is writable by {who} (mode {mode:04o}; they could replace what lies below it)"
+    )]
+    Writable {
+        path: PathBuf,
+        mode: u32,
+        who: &'static str,
+    },
+}
+
+/// Open the absolute `path` one component at a time from `/`, never through
+/// a symlink, and check every directory above its last component the way
+/// sshd's StrictModes does: owned by root and writable by no one else. A
+/// root-owned sticky directory (`/tmp`, `/var/tmp`) is accepted: others may
+/// not rename or remove what root owns there. The last component must not
+/// be a symlink; its owner is not checked (a volume's root may belong to
+/// the container's user). Returns an `O_PATH` fd of it.
+pub fn open_trusted(path: &std::path::Path) -> Result<OwnedFd, TrustError> {
+    use std::path::Component;
+    let io = |p: &std::path::Path, e: rustix::io::Errno| TrustError::Io {
+        path: p.to_path_buf(),
+        source: e.into(),
+    };
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut cur = rustix::fs::open("/", flags | OFlags::DIRECTORY, Mode::empty())
+        .map_err(|e| io(std::path::Path::new("/"), e))?;
+    let mut shown = PathBuf::from("/");
+    let names: Vec<_> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    for name in names {
+        trusted_dir(&cur, &shown)?;
+        shown.push(name);
+        let next =
+            rustix::fs::openat(&cur, name, flags, Mode::empty()).map_err(|e| io(&shown, e))?;
+        let st = rustix::fs::fstat(&next).map_err(|e| io(&shown, e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+            return Err(TrustError::Symlink { path: shown });
+        }
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// The StrictModes rule for one directory on the way to a volume.
+fn trusted_dir(fd: &OwnedFd, path: &std::path::Path) -> Result<(), TrustError> {
+    let st = rustix::fs::fstat(fd).map_err(|e| TrustError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    let mode = st.st_mode & 0o7777;
+    if st.st_uid != 0 {
+        return Err(TrustError::Owner {
+            path: path.to_path_buf(),
+            uid: st.st_uid,
+        });
+    }
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        return Err(TrustError::Writable {
+            path: path.to_path_buf(),
+            mode,
+            who: if mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn trusted_paths_refuse_symlinks_and_foreign_parents() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("SKIP: open_trusted needs root-owned temporary directories");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path();
+        std::fs::create_dir_all(base.join("ok/vol")).unwrap();
+        assert!(open_trusted(&base.join("ok/vol")).is_ok());
+        // A volume root owned by someone else is fine; its parent is not.
+        std::os::unix::fs::chown(base.join("ok/vol"), Some(4242), Some(4242)).unwrap();
+        assert!(open_trusted(&base.join("ok/vol")).is_ok());
+        std::fs::create_dir_all(base.join("user/vol")).unwrap();
+        std::os::unix::fs::chown(base.join("user"), Some(1234), None).unwrap();
+        let e = open_trusted(&base.join("user/vol")).unwrap_err();
+        assert!(matches!(e, TrustError::Owner { uid: 1234, .. }), "{e}");
+        assert!(e.to_string().contains("owned by uid 1234"), "{e}");
+        std::fs::create_dir_all(base.join("ww/vol")).unwrap();
+        std::fs::set_permissions(base.join("ww"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = open_trusted(&base.join("ww/vol")).unwrap_err();
+        assert!(e.to_string().contains("writable by everyone"), "{e}");
+        // Sticky, root-owned: accepted, as /tmp.
+        std::fs::set_permissions(base.join("ww"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(open_trusted(&base.join("ww/vol")).is_ok());
+        symlink("/etc", base.join("link")).unwrap();
+        for p in [base.join("link"), base.join("link/ssl")] {
+            let e = open_trusted(&p).unwrap_err();
+            assert!(matches!(e, TrustError::Symlink { .. }), "{e}");
+        }
+    }
+}

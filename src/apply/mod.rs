@@ -29,14 +29,73 @@ use crate::plan::{MountPlan, MountStep, NfsStep, SourceStep};
 use rootfs::RootFs;
 use source::OpenedSource;
 
-/// Steps 3 and 4 of prestart: prepare every source in the host mount
-/// namespace, then attach each in the container's. Returns each volume's
-/// host path, in plan order.
-pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachError> {
+/// A plan whose every check passed, with nothing changed yet: the sources
+/// that exist are open (and were checked on their fds), the destinations
+/// were looked at in the container's mount namespace.
+pub(crate) struct Checked<'p> {
+    plan: &'p MountPlan,
+    ns: ns::MountNs,
+    /// The container's user namespace, for idmapped volumes.
+    userns: Option<OwnedFd>,
+    /// Per step, in plan order: the opened source; `None` for NFS and for
+    /// a managed volume still to be created.
+    sources: Vec<Option<OpenedSource>>,
+    rootfs: RootFs,
+}
+
+/// What identifies a step's volume for claims: its host path (the real
+/// path of what was opened) and, when it exists, its root's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceKey {
+    pub path: PathBuf,
+    pub id: Option<(u64, u64)>,
+}
+
+impl Checked<'_> {
+    /// Each step's claim key, in plan order.
+    pub(crate) fn keys(&self) -> Vec<SourceKey> {
+        self.plan
+            .steps
+            .iter()
+            .zip(&self.sources)
+            .map(|(step, source)| match source {
+                Some(s) => SourceKey {
+                    path: crate::fd::real_path(s.fd.as_fd()).unwrap_or_else(|_| s.path.clone()),
+                    id: Some(s.id),
+                },
+                None => SourceKey {
+                    path: step.source_key(),
+                    id: None,
+                },
+            })
+            .collect()
+    }
+}
+
+/// Every check that can refuse a start and that needs the host or the
+/// container, before any change: the container's mount namespace is not the
+/// hook's own; every source that exists opens and passes its checks; an
+/// idmapped volume can be idmapped; every destination can take its volume.
+pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachError> {
+    let container = |error| AttachError {
+        subject: "container".into(),
+        error,
+    };
     let about = |step: &MountStep| {
         let subject = volume_subject(&step.spec);
         move |error: ApplyError| AttachError { subject, error }
     };
+    let ns = ns::MountNs::of(pid).map_err(|e| {
+        container(if e.raw_os_error() == Some(libc::EEXIST) {
+            ApplyError::denied(format!(
+                "pid {pid} is in the hook's own mount namespace, so it is not a container being created; refusing to mount anything there"
+            ))
+            .hint("the hook must run at prestart/createRuntime for a container with its own mount namespace")
+        } else {
+            ApplyError::sys(format!("open the mount namespace of pid {pid}"), e)
+                .hint("the hook must run at prestart/createRuntime, as root")
+        })
+    })?;
     // The container's user namespace, for idmapped volumes, opened while
     // /proc is still the host's.
     let userns = match plan.steps.iter().find(|s| s.idmap) {
@@ -53,26 +112,97 @@ pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachE
         })?),
         None => None,
     };
+    let mut sources = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let source = match &step.source {
+            SourceStep::Nfs(_) => None,
+            _ => source::open(&step.source).map_err(about(step))?,
+        };
+        if let (Some(s), true) = (&source, step.idmap) {
+            idmappable(s).map_err(about(step))?;
+        }
+        sources.push(source);
+    }
+    // Destinations, as the container will see them, without creating any.
+    ns.enter().map_err(|e| {
+        container(
+            ApplyError::sys(format!("setns into the mount namespace of pid {pid}"), e)
+                .hint("the hook must run at prestart/createRuntime, as root"),
+        )
+    })?;
+    let looked = look_at_destinations(plan, &sources);
+    ns.leave().map_err(|e| {
+        container(ApplyError::sys(
+            "setns back into the hook's own mount namespace",
+            e,
+        ))
+    })?;
+    let rootfs = looked?;
+    Ok(Checked {
+        plan,
+        ns,
+        userns,
+        sources,
+        rootfs,
+    })
+}
+
+fn look_at_destinations(
+    plan: &MountPlan,
+    sources: &[Option<OpenedSource>],
+) -> Result<RootFs, AttachError> {
+    let rootfs = RootFs::open(&plan.root).map_err(|error| AttachError {
+        subject: "rootfs".into(),
+        error,
+    })?;
+    for (step, source) in plan.steps.iter().zip(sources) {
+        // Managed volumes to be created and NFS exports are directories.
+        let dir = source.as_ref().is_none_or(|s| s.is_dir);
+        rootfs
+            .check_dest(&step.dest, dir)
+            .map_err(|error| AttachError {
+                subject: volume_subject(&step.spec),
+                error,
+            })?;
+    }
+    Ok(rootfs)
+}
+
+/// Steps 3 and 4 of prestart, once every check passed: create, relabel and
+/// chown each source and clone it with its attributes in the host mount
+/// namespace, then attach each in the container's. Returns each volume's
+/// host path and identity, in plan order.
+pub(crate) fn attach(checked: Checked<'_>) -> Result<Vec<SourceKey>, AttachError> {
+    let Checked {
+        plan,
+        ns,
+        userns,
+        sources,
+        rootfs,
+    } = checked;
+    let about = |step: &MountStep| {
+        let subject = volume_subject(&step.spec);
+        move |error: ApplyError| AttachError { subject, error }
+    };
     let mut prepared: Vec<(&MountStep, OpenedSource, OwnedFd)> =
         Vec::with_capacity(plan.steps.len());
     let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
-    for step in &plan.steps {
-        let prepared_one = match &step.source {
-            SourceStep::Nfs(n) => nfs_source(step, n, nfs_not_after),
-            _ => prepare(step, userns.as_ref()),
+    for (step, source) in plan.steps.iter().zip(sources) {
+        let prepared_one = match (&step.source, source) {
+            (SourceStep::Nfs(n), _) => nfs_source(step, n, nfs_not_after),
+            (_, Some(source)) => prepare(step, source, userns.as_ref()),
+            (_, None) => {
+                source::create(&step.source).and_then(|s| prepare(step, s, userns.as_ref()))
+            }
         };
         let (source, tree) = prepared_one.map_err(about(step))?;
         prepared.push((step, source, tree));
     }
 
-    ns::enter_mount_ns(pid).map_err(|e| AttachError {
+    ns.enter().map_err(|e| AttachError {
         subject: "container".into(),
-        error: ApplyError::sys(format!("setns into the mount namespace of pid {pid}"), e)
+        error: ApplyError::sys("setns into the container's mount namespace", e)
             .hint("the hook must run at prestart/createRuntime, as root"),
-    })?;
-    let rootfs = RootFs::open(&plan.root).map_err(|error| AttachError {
-        subject: "rootfs".into(),
-        error,
     })?;
     for (step, source, tree) in &prepared {
         let target = rootfs
@@ -91,16 +221,36 @@ pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachE
             attrs_list(step)
         );
     }
-    Ok(prepared.into_iter().map(|(_, s, _)| s.path).collect())
+    Ok(prepared
+        .into_iter()
+        .map(|(_, s, _)| SourceKey {
+            path: s.path,
+            id: Some(s.id),
+        })
+        .collect())
 }
 
-/// Open (or create) a bind volume's source, relabel it, give it to the
-/// container's user, and clone it detached with its attributes.
+/// Option idmap: refuse a source on a file system that cannot be idmapped.
+fn idmappable(source: &OpenedSource) -> Result<(), ApplyError> {
+    let not = mount::not_idmappable(source.fd.as_fd())
+        .map_err(|e| ApplyError::sys(format!("fstatfs {}", source.path.display()), e))?;
+    match not {
+        None => Ok(()),
+        Some(fs) => Err(ApplyError::unusable(format!(
+            "option idmap: {} is on {fs}, which cannot be idmapped",
+            source.path.display()
+        ))
+        .hint("use option U instead, which changes the owner of the files")),
+    }
+}
+
+/// Relabel a bind volume's source, give it to the container's user, and
+/// clone it detached with its attributes.
 fn prepare(
     step: &MountStep,
+    source: OpenedSource,
     userns: Option<&OwnedFd>,
 ) -> Result<(OpenedSource, OwnedFd), ApplyError> {
-    let source = source::open(&step.source)?;
     if source.created {
         info!("created volume {}", source.path.display());
     }
@@ -147,16 +297,8 @@ fn prepare(
             ),
         }
     }
-    if step.idmap {
-        let not = mount::not_idmappable(source.fd.as_fd())
-            .map_err(|e| ApplyError::sys(format!("fstatfs {}", source.path.display()), e))?;
-        if let Some(fs) = not {
-            return Err(ApplyError::unusable(format!(
-                "option idmap: {} is on {fs}, which cannot be idmapped",
-                source.path.display()
-            ))
-            .hint("use option U instead, which changes the owner of the files"));
-        }
+    if step.idmap && source.created {
+        idmappable(&source)?;
     }
     let tree = mount::clone_tree(source.fd.as_fd())
         .map_err(|e| ApplyError::sys(format!("open_tree {}", source.path.display()), e))?;
@@ -205,11 +347,14 @@ fn nfs_source(
     }
     info!("mounted NFS {} ({})", m.display, m.options);
     let fd = m.tree.try_clone().map_err(|e| ApplyError::sys("dup", e))?;
+    let st =
+        rustix::fs::fstat(&fd).map_err(|e| ApplyError::sys(format!("fstat {}", m.display), e))?;
     let source = OpenedSource {
         fd,
         path: n.volume.key(),
         is_dir: true,
         created: m.created,
+        id: (st.st_dev, st.st_ino),
     };
     Ok((source, m.tree))
 }

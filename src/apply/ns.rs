@@ -2,36 +2,7 @@
 
 use std::io;
 
-use rustix::process::{pidfd_open, Pid, PidfdFlags};
-use rustix::thread::{
-    move_into_link_name_space, move_into_thread_name_spaces, LinkNameSpaceType, ThreadNameSpaceType,
-};
-
-/// Join the mount namespace of `pid`. Through a pidfd where the kernel
-/// allows it (no pid-reuse race), else through /proc/PID/ns/mnt. The
-/// process must be single-threaded (setns(CLONE_NEWNS) refuses otherwise).
-pub fn enter_mount_ns(pid: i32) -> io::Result<()> {
-    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    match pidfd_open(pid, PidfdFlags::empty()) {
-        Ok(pidfd) => match move_into_thread_name_spaces(
-            std::os::fd::AsFd::as_fd(&pidfd),
-            ThreadNameSpaceType::MOUNT,
-        ) {
-            Ok(()) => return Ok(()),
-            // Kernels before 5.8 take no pidfd in setns.
-            Err(e) if e == rustix::io::Errno::INVAL => {}
-            Err(e) => return Err(e.into()),
-        },
-        Err(e) if e == rustix::io::Errno::NOSYS => {}
-        Err(e) => return Err(e.into()),
-    }
-    let ns = std::fs::File::open(format!("/proc/{}/ns/mnt", pid.as_raw_nonzero()))?;
-    move_into_link_name_space(
-        std::os::fd::AsFd::as_fd(&ns),
-        Some(LinkNameSpaceType::Mount),
-    )?;
-    Ok(())
-}
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
 /// Open the user namespace of `pid` (in the caller's view of /proc: call it
 /// before entering the container's mount namespace). Refused with EINVAL
@@ -45,4 +16,43 @@ pub fn open_user_ns(pid: i32) -> io::Result<std::os::fd::OwnedFd> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     Ok(ns.into())
+}
+
+/// The container's mount namespace, opened once: `pid`'s, which must not
+/// be the hook's own (a state that names a host process would otherwise
+/// make the hook mount volumes on the host).
+pub struct MountNs {
+    theirs: std::fs::File,
+    ours: std::fs::File,
+}
+
+impl MountNs {
+    pub fn of(pid: i32) -> io::Result<MountNs> {
+        use std::os::unix::fs::MetadataExt;
+        let theirs = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+        let ours = std::fs::File::open("/proc/self/ns/mnt")?;
+        let (a, b) = (theirs.metadata()?, ours.metadata()?);
+        if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        Ok(MountNs { theirs, ours })
+    }
+
+    /// Enter the container's mount namespace (single-threaded callers only).
+    pub fn enter(&self) -> io::Result<()> {
+        move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&self.theirs),
+            Some(LinkNameSpaceType::Mount),
+        )?;
+        Ok(())
+    }
+
+    /// Go back to the hook's own mount namespace.
+    pub fn leave(&self) -> io::Result<()> {
+        move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&self.ours),
+            Some(LinkNameSpaceType::Mount),
+        )?;
+        Ok(())
+    }
 }

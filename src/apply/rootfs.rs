@@ -23,7 +23,8 @@ pub struct RootFs {
 pub enum DestState {
     Directory,
     File,
-    Other,
+    /// A FIFO, socket or device node (named): never opened, never used.
+    Other(&'static str),
     Missing,
     /// A component is a symlink: the component and its target.
     Symlink(PathBuf, PathBuf),
@@ -41,9 +42,25 @@ impl RootFs {
         })
     }
 
+    /// Check, changing nothing, that `dest` can take a volume: no symlink
+    /// on the way, and missing, or of the source's kind (a directory for a
+    /// directory, a regular file for a file; never a FIFO or device node).
+    pub fn check_dest(&self, dest: &Path, dir: bool) -> Result<(), ApplyError> {
+        match self.inspect(dest) {
+            DestState::Missing => Ok(()),
+            DestState::Directory if dir => Ok(()),
+            DestState::File if !dir => Ok(()),
+            DestState::Error(e) => Err(self.explain(dest, dir, &e)),
+            _ => Err(self.explain(dest, dir, "")),
+        }
+    }
+
     /// Find (or create, `mkdir -p` style, mode 0755) the mount point for
     /// `dest`: a directory for a directory source, an empty file for a file.
+    /// An existing entry is only resolved (`O_PATH`), never opened for
+    /// reading or writing: a FIFO planted there cannot block the hook.
     pub fn prepare_dest(&self, dest: &Path, dir: bool) -> Result<Handle, ApplyError> {
+        self.check_dest(dest, dir)?;
         let result = if dir {
             self.root.mkdir_all(dest, &Permissions::from_mode(0o755))
         } else {
@@ -51,15 +68,42 @@ impl RootFs {
             self.root
                 .mkdir_all(parent, &Permissions::from_mode(0o755))
                 .and_then(|_| {
-                    self.root.create_file(
+                    match self.root.create_file(
                         dest,
-                        OpenFlags::O_CREAT | OpenFlags::O_WRONLY | OpenFlags::O_NOFOLLOW,
+                        OpenFlags::O_CREAT
+                            | OpenFlags::O_EXCL
+                            | OpenFlags::O_WRONLY
+                            | OpenFlags::O_NOFOLLOW,
                         &Permissions::from_mode(0o644),
-                    )
+                    ) {
+                        Ok(_) => Ok(()),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                pathrs::error::ErrorKind::OsError(Some(libc::EEXIST))
+                            ) =>
+                        {
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
                 })
                 .and_then(|_| self.root.resolve(dest))
         };
-        result.map_err(|e| self.explain(dest, dir, &e.to_string()))
+        let handle = result.map_err(|e| self.explain(dest, dir, &e.to_string()))?;
+        // What we resolve is what we attach onto: of the source's kind.
+        let kind = rustix::fs::fstat(&handle)
+            .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+            .map_err(|e| ApplyError::sys(format!("fstat destination {}", dest.display()), e))?;
+        let want = if dir {
+            rustix::fs::FileType::Directory
+        } else {
+            rustix::fs::FileType::RegularFile
+        };
+        if kind != want {
+            return Err(self.explain(dest, dir, ""));
+        }
+        Ok(handle)
     }
 
     /// Look at a destination without changing anything.
@@ -72,7 +116,7 @@ impl RootFs {
                 Ok(st) => match rustix::fs::FileType::from_raw_mode(st.st_mode) {
                     rustix::fs::FileType::Directory => DestState::Directory,
                     rustix::fs::FileType::RegularFile => DestState::File,
-                    _ => DestState::Other,
+                    other => DestState::Other(kind_name(other)),
                 },
                 Err(e) => DestState::Error(e.to_string()),
             },
@@ -103,7 +147,11 @@ impl RootFs {
             );
         }
         match self.inspect(dest) {
-            DestState::File | DestState::Other if dir => ApplyError::unusable(format!(
+            DestState::Other(kind) => ApplyError::unusable(format!(
+                "{at}: is a {kind} in the image, not a directory or regular file; a volume is never mounted onto it, and the hook never opens it"
+            ))
+            .hint("remove it from the image, or choose another destination"),
+            DestState::File if dir => ApplyError::unusable(format!(
                 "{at}: exists in the image and is not a directory, but the volume is a directory"
             ))
             .hint("choose another destination"),
@@ -133,5 +181,20 @@ impl RootFs {
             }
         }
         None
+    }
+}
+
+/// A file type as words, for messages.
+fn kind_name(kind: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType as F;
+    match kind {
+        F::Fifo => "FIFO (special file)",
+        F::Socket => "socket (special file)",
+        F::CharacterDevice => "character device (special file)",
+        F::BlockDevice => "block device (special file)",
+        F::Symlink => "symlink",
+        F::Directory => "directory",
+        F::RegularFile => "regular file",
+        _ => "special file",
     }
 }

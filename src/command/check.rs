@@ -331,7 +331,7 @@ fn describe_dest(rootfs: Option<&RootFs>, dest: &Path) -> (String, bool) {
     match rootfs.inspect(dest) {
         DestState::Directory => ("exists (directory)".into(), true),
         DestState::File => ("exists (file)".into(), true),
-        DestState::Other => (
+        DestState::Other(_) => (
             "exists, but is neither a directory nor a file".into(),
             false,
         ),

@@ -14,13 +14,13 @@ use log::debug;
 use crate::apply;
 use crate::config::Config;
 use crate::error::HookError;
-use crate::input::annotations::{parse_annotation, Relabel, ANNOTATION_KEY};
+use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::input::bundle::Bundle;
 use crate::input::selinux::SelinuxHost;
 use crate::input::state::State;
 use crate::plan;
 use crate::policy::{self, ResolvedVolume};
-use crate::record::{self, claims, Record, RecordVolume, StateDir};
+use crate::record::{self, claims, Record, StateDir};
 
 pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -40,6 +40,9 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
             .hint("run `oci-volume-hook prestart` at the prestart or createRuntime stage only")
     })?;
 
+    // Every check that can refuse the start, before any change.
+    let checked = apply::check(&plan, pid).map_err(HookError::from)?;
+    let keys = checked.keys();
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
     let mut record = Record {
@@ -53,38 +56,25 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         volumes: plan
             .steps
             .iter()
-            .map(|s| (s, s.label.as_ref().and_then(|l| l.context.clone())))
-            .map(|(s, label)| RecordVolume {
-                spec: s.spec.clone(),
-                name: s.name.clone(),
-                source: s.source_key(),
-                dest: s.dest.clone(),
-                read_only: s.attrs.read_only,
-                access: s.access,
-                label_private: label.is_some()
-                    && s.label.as_ref().is_some_and(|l| l.mode == Relabel::Private),
-                label,
-            })
+            .zip(&keys)
+            .map(|(s, k)| claims::record_volume(s, k))
             .collect(),
     };
     {
         let _lock = records.lock()?;
         let live = records.live_records();
         let holders = claims::holders(&live, &state.id);
-        for step in &plan.steps {
-            claims::check(step, &holders)?;
-            if let Some(l) = &step.label {
-                if let (Relabel::Private, Some(target)) = (l.mode, &l.context) {
-                    claims::private_label_free(step, target, &live, &state.id)?;
-                }
-            }
+        for (step, key) in plan.steps.iter().zip(&keys) {
+            claims::check(step, key, &holders)?;
+            claims::labels_free(step, key, &holders)?;
         }
         records.write(&record)?;
     }
-    match apply::attach(&plan, pid) {
+    match apply::attach(checked) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
-                v.source = source;
+                v.source = source.path;
+                v.id = source.id;
             }
             record.attached = true;
             records.write(&record)

@@ -5,4 +5,4 @@
 pub mod claims;
 mod store;
 
-pub(crate) use store::{now, pid_start_time, Record, RecordVolume, StateDir};
+pub(crate) use store::{now, pid_start_time, Record, StateDir};

@@ -62,11 +62,18 @@ pub struct RecordVolume {
     pub spec: String,
     pub name: Option<String>,
     pub source: PathBuf,
+    /// The source root's identity (`st_dev`, `st_ino`), once opened:
+    /// claims are keyed on it as well as on `source`.
+    #[serde(default)]
+    pub id: Option<(u64, u64)>,
     pub dest: PathBuf,
     pub read_only: bool,
     /// The access mode the admin set (shared, exclusive, read-only).
     #[serde(default)]
     pub access: Access,
+    /// With `access = "exclusive"`: readers may attach beside a writer.
+    #[serde(default)]
+    pub exclusive_readers: bool,
     /// The SELinux context the hook gave the volume (z/Z), if any.
     #[serde(default)]
     pub label: Option<String>,
@@ -137,10 +144,13 @@ impl StateDir {
 
     /// Read a record; `None` when there is none.
     pub fn read(&self, id: &str) -> Result<Option<Record>, HookError> {
-        let name = file_name(id);
+        self.read_named(&file_name(id))
+    }
+
+    fn read_named(&self, name: &str) -> Result<Option<Record>, HookError> {
         let fd = match openat(
             &self.dir,
-            &name,
+            name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
@@ -231,30 +241,51 @@ impl StateDir {
         rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
             .filter(|n| !n.starts_with('.'))
-            .filter_map(|n| id_from_file_stem(&n))
+            .filter_map(|n| match id_from_file_stem(&n) {
+                Some(id) => Some(id),
+                // A hashed name: the id is inside, and must hash to it.
+                None => {
+                    let name = format!("{n}.json");
+                    let r = self.read_named(&name).ok().flatten()?;
+                    (file_name(&r.id) == name).then_some(r.id)
+                }
+            })
             .collect()
     }
 }
 
-/// A safe file name for a container id: the id itself when it is made of
-/// `[A-Za-z0-9_.+-]` and does not start with `.`, else `x-` and its hex.
+/// Longest id whose `x-` hex name fits in NAME_MAX (255) with `.json`.
+const MAX_HEX_ID: usize = 120;
+
+/// A safe file name for a container id, unique for every id: the id itself
+/// when it is made of `[A-Za-z0-9_.+-]`, at most 200 bytes and starts with
+/// neither `.`, `x-` nor `h-`; else `x-` and its hex when that fits; else
+/// `h-` and the SHA-256 of the whole id (the id itself is in the record).
 pub fn file_name(id: &str) -> String {
     let plain = !id.is_empty()
         && id.len() <= 200
         && !id.starts_with('.')
         && !id.starts_with("x-")
+        && !id.starts_with("h-")
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-'));
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
     if plain {
         format!("{id}.json")
+    } else if id.len() <= MAX_HEX_ID {
+        format!("x-{}.json", hex(id.as_bytes()))
     } else {
-        let hex: String = id.bytes().take(100).map(|b| format!("{b:02x}")).collect();
-        format!("x-{hex}.json")
+        use sha2::Digest;
+        format!("h-{}.json", hex(&sha2::Sha256::digest(id.as_bytes())))
     }
 }
 
+/// The id a plain or `x-` name stands for; `None` for an `h-` name.
 fn id_from_file_stem(stem: &str) -> Option<String> {
+    if stem.starts_with("h-") {
+        return None;
+    }
     match stem.strip_prefix("x-") {
         None => Some(stem.to_string()),
         Some(hex) => {
@@ -281,7 +312,7 @@ mod tests {
     fn file_names_are_safe() {
         assert_eq!(file_name("seed-a"), "seed-a.json");
         assert_eq!(file_name("4f1b9c3a"), "4f1b9c3a.json");
-        for evil in ["../../etc/passwd", "a/b", ".hidden", "", "x-41"] {
+        for evil in ["../../etc/passwd", "a/b", ".hidden", "", "x-41", "h-41"] {
             let n = file_name(evil);
             assert!(n.starts_with("x-") && !n.contains('/'), "{evil} -> {n}");
             assert_eq!(
@@ -289,6 +320,45 @@ mod tests {
                 evil
             );
         }
+    }
+
+    /// Security #12 item 8: ids that share a long prefix get distinct
+    /// names, whatever their length; each name fits in NAME_MAX.
+    #[test]
+    fn long_ids_get_unique_names() {
+        let common = "c".repeat(150);
+        let a = format!("{common}{}", "a".repeat(100));
+        let b = format!("{common}{}", "b".repeat(100));
+        assert_ne!(file_name(&a), file_name(&b));
+        assert!(file_name(&a).starts_with("h-") && file_name(&a).len() <= 255);
+        let long_odd = format!("/{}", "é".repeat(200));
+        assert!(file_name(&long_odd).len() <= 255);
+        assert_ne!(
+            file_name(&long_odd),
+            file_name(&format!("/{}", "é".repeat(201)))
+        );
+        // A plain id that looks like a hashed name is hex-encoded instead.
+        let h = file_name(&a);
+        let stem = h.strip_suffix(".json").unwrap();
+        assert!(file_name(stem).starts_with("x-"));
+        let d = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(d.path(), true).unwrap().unwrap();
+        let rec = |id: &str| Record {
+            id: id.into(),
+            bundle: "/b".into(),
+            root: "/r".into(),
+            attached_at: 0,
+            pid: None,
+            pid_start: None,
+            attached: true,
+            volumes: vec![],
+        };
+        sd.write(&rec(&a)).unwrap();
+        sd.write(&rec(&b)).unwrap();
+        let mut ids = sd.ids();
+        ids.sort();
+        assert_eq!(ids, vec![a.clone(), b.clone()]);
+        assert_eq!(sd.read(&b).unwrap().unwrap().id, b);
     }
 
     #[test]
