@@ -120,6 +120,17 @@ impl fmt::Display for NoControl<'_> {
 
 impl std::error::Error for HookError {}
 
+/// Text from an image, a volume or a request as one printable line: control
+/// characters (ESC, BEL, newline, …) escaped, so that nothing a user or an
+/// image author wrote can drive the admin's terminal. For reports.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        NoControl(s).to_string().into()
+    } else {
+        s.into()
+    }
+}
+
 /// The subject text for a volume spec, quoted as the user wrote it.
 pub fn volume_subject(spec: &str) -> String {
     format!("volume {}", quote(spec))
@@ -183,6 +194,16 @@ mod tests {
             e.to_string(),
             "config failed: unknown field `\\u{7}`\\nforged (a\\u{1b}b)"
         );
+    }
+
+    #[test]
+    fn printable_escapes_terminal_controls() {
+        assert_eq!(printable("/data/app"), "/data/app");
+        assert_eq!(
+            printable("a\u{1b}[31mred\u{7}\nx"),
+            "a\\u{1b}[31mred\\u{7}\\nx"
+        );
+        assert!(!printable("\u{1b}]0;title\u{7}").contains('\u{1b}'));
     }
 
     #[test]

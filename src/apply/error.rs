@@ -68,6 +68,15 @@ impl ApplyError {
         self
     }
 
+    /// The class the user sees: denied by policy, invalid, or failed.
+    pub fn class(&self) -> Class {
+        match self {
+            ApplyError::Sys { .. } | ApplyError::Unusable { .. } => Class::Failed,
+            ApplyError::Invalid { .. } => Class::Invalid,
+            ApplyError::Denied { .. } => Class::Denied,
+        }
+    }
+
     /// What to do about it, if the user can do something.
     pub fn hint_text(&self) -> Option<&str> {
         match self {

@@ -9,10 +9,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::apply::rootfs::{DestState, RootFs};
-use crate::apply::{mount, nfs, owner, relabel};
+use crate::apply::{mount, nfs, owner, relabel, source};
 use crate::cli::Format;
 use crate::config::Config;
-use crate::error::{Class, HookError};
+use crate::error::{printable, Class, HookError};
 use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::input::bundle::Bundle;
 use crate::input::selinux::SelinuxHost;
@@ -105,7 +105,7 @@ pub fn run(
                         Ok((resolved, plan, selinux)) => {
                             let step = &plan.steps[0];
                             let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
-                            let (source_state, source_ok) = describe_source(&step.source);
+                            let (source_state, source_refused) = describe_source(&step.source);
                             let (idmap, idmap_ok) = describe_idmap(step);
                             let mut v = VolumeReport {
                                 spec: req.spec.clone(),
@@ -145,10 +145,10 @@ pub fn run(
                                     Ok(_) => {}
                                 }
                             }
-                            if !source_ok {
-                                note(Class::Failed);
-                                v.decision = "failed".into();
-                                v.hint = Some("create the source on the host, or fix the config or annotation".into());
+                            if let Some((class, hint)) = source_refused {
+                                note(class);
+                                v.decision = decision_name(class).into();
+                                v.hint = Some(hint);
                             } else if !idmap_ok {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
@@ -178,15 +178,18 @@ pub fn run(
     }
 }
 
+fn decision_name(c: Class) -> &'static str {
+    match c {
+        Class::Denied => "denied",
+        Class::Invalid => "invalid",
+        Class::Failed => "failed",
+    }
+}
+
 fn error_report(spec: String, e: &HookError) -> VolumeReport {
     VolumeReport {
         spec,
-        decision: match e.class {
-            Class::Denied => "denied",
-            Class::Invalid => "invalid",
-            Class::Failed => "failed",
-        }
-        .into(),
+        decision: decision_name(e.class).into(),
         why: Some(e.why.clone()),
         hint: e.hint.clone(),
         ..Default::default()
@@ -201,41 +204,32 @@ fn source_path(s: &SourceStep) -> String {
     }
 }
 
-/// The source's state, and whether prestart could use it.
-fn describe_source(s: &SourceStep) -> (String, bool) {
-    let path = source_path(s);
+/// The source's state, as prestart's own checks see it (no symlink on the
+/// way, trusted parents, its kind), and the class of a refusal.
+fn describe_source(s: &SourceStep) -> (String, Option<(Class, String)>) {
+    const CREATE: &str = "create the source on the host, or fix the config or annotation";
     if let SourceStep::Nfs(_) = s {
-        return ("NFS export (not mounted by check)".into(), true);
+        return ("NFS export (not mounted by check)".into(), None);
     }
-    let managed = matches!(s, SourceStep::Managed { .. });
-    // Managed volumes are opened without following symlinks; admin and
-    // host paths are resolved (the policy already judged where they lead).
-    let meta = if managed {
-        std::fs::symlink_metadata(&path)
-    } else {
-        std::fs::metadata(&path)
-    };
-    match (meta, s) {
-        (Ok(m), _) if m.file_type().is_symlink() => ("a symlink: would be refused".into(), false),
-        (Ok(m), _) if m.is_dir() => ("exists (directory)".into(), true),
-        (Ok(m), _) if m.is_file() => ("exists (file)".into(), true),
-        (Ok(_), _) => (
-            "neither a directory nor a file: would be refused".into(),
-            false,
-        ),
-        (
-            Err(_),
+    match source::open(s) {
+        Ok(Some(o)) if o.is_dir => ("exists (directory)".into(), None),
+        Ok(Some(_)) => ("exists (file)".into(), None),
+        Ok(None) => match s {
             SourceStep::Managed {
                 create: Some(n), ..
-            },
-        ) => (
-            format!(
-                "missing: would be created, owner {}:{}, mode {:04o}",
-                n.uid, n.gid, n.mode
+            } => (
+                format!(
+                    "missing: would be created, owner {}:{}, mode {:04o}",
+                    n.uid, n.gid, n.mode
+                ),
+                None,
             ),
-            true,
-        ),
-        (Err(e), _) => (format!("unusable: {e}"), false),
+            _ => ("missing".into(), Some((Class::Failed, CREATE.into()))),
+        },
+        Err(e) => {
+            let hint = e.hint_text().unwrap_or(CREATE).to_string();
+            (format!("would be refused: {e}"), Some((e.class(), hint)))
+        }
     }
 }
 
@@ -354,9 +348,9 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
         serde_json::to_writer_pretty(&mut out, report)?;
         return writeln!(out);
     }
-    writeln!(out, "bundle:      {}", report.bundle)?;
-    writeln!(out, "rootfs:      {}", report.root)?;
-    writeln!(out, "config:      {}", report.config)?;
+    writeln!(out, "bundle:      {}", printable(&report.bundle))?;
+    writeln!(out, "rootfs:      {}", printable(&report.root))?;
+    writeln!(out, "config:      {}", printable(&report.config))?;
     match &report.annotation {
         None => {
             writeln!(out, "annotation:  {ANNOTATION_KEY} is not set: the hook does nothing for this container")?;
@@ -390,7 +384,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("hint", &v.hint),
         ] {
             if let Some(val) = val {
-                writeln!(out, "  {:<13}{val}", format!("{k}:"))?;
+                writeln!(out, "  {:<13}{}", format!("{k}:"), printable(val))?;
             }
         }
     }

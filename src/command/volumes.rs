@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cli::Format;
 use crate::config::{Access, Backend, Config};
-use crate::error::HookError;
+use crate::error::{printable, HookError};
 use crate::record::{Record, StateDir};
 
 #[derive(Debug, Serialize)]
@@ -212,9 +212,9 @@ fn print_list(vols: &[VolumeInfo], format: Format) -> std::io::Result<()> {
             if containers.is_empty() {
                 "-".into()
             } else {
-                containers.join(",")
+                printable(&containers.join(",")).into_owned()
             },
-            v.path
+            printable(&v.path)
         )?;
     }
     Ok(())
@@ -226,7 +226,7 @@ fn print_one(out: &mut impl Write, v: &VolumeInfo) -> std::io::Result<()> {
     writeln!(
         out,
         "path:       {}{}",
-        v.path,
+        printable(&v.path),
         if v.exists || v.backend == "nfs" {
             ""
         } else {
@@ -236,7 +236,7 @@ fn print_one(out: &mut impl Write, v: &VolumeInfo) -> std::io::Result<()> {
     writeln!(out, "access:     {}", v.access.as_str())?;
     for (k, val) in [("owner", &v.owner), ("mode", &v.mode), ("label", &v.label)] {
         if let Some(val) = val {
-            writeln!(out, "{:<12}{val}", format!("{k}:"))?;
+            writeln!(out, "{:<12}{}", format!("{k}:"), printable(val))?;
         }
     }
     if let Some(s) = v.size_bytes {
@@ -249,8 +249,8 @@ fn print_one(out: &mut impl Write, v: &VolumeInfo) -> std::io::Result<()> {
         writeln!(
             out,
             "container:  {} on {} ({}), pid {}, since {}",
-            crate::error::short_id(&c.id),
-            c.dest.display(),
+            printable(crate::error::short_id(&c.id)),
+            printable(&c.dest.display().to_string()),
             if c.read_only { "ro" } else { "rw" },
             c.pid.map_or("?".into(), |p| p.to_string()),
             c.since
