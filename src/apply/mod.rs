@@ -29,17 +29,30 @@ use crate::plan::{MountPlan, MountStep, NfsStep, SourceStep};
 use rootfs::RootFs;
 use source::OpenedSource;
 
-/// A plan whose every check passed, with nothing changed yet: the sources
-/// that exist are open (and were checked on their fds), the destinations
-/// were looked at in the container's mount namespace.
-pub(crate) struct Checked<'p> {
+/// The sources of a plan, opened and checked on their fds, nothing changed
+/// yet: the sources that exist are open; `None` stands for an NFS export
+/// and for a managed volume still to be created.
+pub(crate) struct Sources<'p> {
     plan: &'p MountPlan,
-    ns: ns::MountNs,
     /// The container's user namespace, for idmapped volumes.
     userns: Option<OwnedFd>,
-    /// Per step, in plan order: the opened source; `None` for NFS and for
-    /// a managed volume still to be created.
     sources: Vec<Option<OpenedSource>>,
+}
+
+/// A volume ready to attach: its source (created, relabelled, owned as
+/// planned) and a detached clone of it with the volume's attributes.
+pub(crate) struct Prepared<'p> {
+    pub step: &'p MountStep,
+    pub source: OpenedSource,
+    pub tree: OwnedFd,
+}
+
+/// A plan whose every check passed, with nothing changed yet: the sources
+/// are open and checked, the destinations were looked at in the container's
+/// mount namespace.
+pub(crate) struct Checked<'p> {
+    sources: Sources<'p>,
+    ns: ns::MountNs,
     rootfs: RootFs,
 }
 
@@ -51,7 +64,43 @@ pub(crate) struct SourceKey {
     pub id: Option<(u64, u64)>,
 }
 
-impl Checked<'_> {
+fn about(step: &MountStep) -> impl FnOnce(ApplyError) -> AttachError {
+    let subject = volume_subject(&step.spec);
+    move |error: ApplyError| AttachError { subject, error }
+}
+
+fn container(error: ApplyError) -> AttachError {
+    AttachError {
+        subject: "container".into(),
+        error,
+    }
+}
+
+/// Open every source of `plan` that exists and check it (trusted path, kind,
+/// idmappable where idmap is asked for with `userns`), changing nothing.
+pub(crate) fn open_sources(
+    plan: &MountPlan,
+    userns: Option<OwnedFd>,
+) -> Result<Sources<'_>, AttachError> {
+    let mut sources = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let source = match &step.source {
+            SourceStep::Nfs(_) => None,
+            _ => source::open(&step.source).map_err(about(step))?,
+        };
+        if let (Some(s), true) = (&source, step.idmap) {
+            idmappable(s).map_err(about(step))?;
+        }
+        sources.push(source);
+    }
+    Ok(Sources {
+        plan,
+        userns,
+        sources,
+    })
+}
+
+impl<'p> Sources<'p> {
     /// Each step's claim key, in plan order.
     pub(crate) fn keys(&self) -> Vec<SourceKey> {
         self.plan
@@ -70,6 +119,38 @@ impl Checked<'_> {
             })
             .collect()
     }
+
+    /// The changes, once every check passed, in the host mount namespace:
+    /// create, relabel and chown each source, mount NFS exports, and clone
+    /// each with its attributes (and idmap).
+    pub(crate) fn prepare(self) -> Result<Vec<Prepared<'p>>, AttachError> {
+        let Sources {
+            plan,
+            userns,
+            sources,
+        } = self;
+        let mut prepared = Vec::with_capacity(plan.steps.len());
+        let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
+        for (step, source) in plan.steps.iter().zip(sources) {
+            let prepared_one = match (&step.source, source) {
+                (SourceStep::Nfs(n), _) => nfs_source(step, n, nfs_not_after),
+                (_, Some(source)) => prepare(step, source, userns.as_ref()),
+                (_, None) => {
+                    source::create(&step.source).and_then(|s| prepare(step, s, userns.as_ref()))
+                }
+            };
+            let (source, tree) = prepared_one.map_err(about(step))?;
+            prepared.push(Prepared { step, source, tree });
+        }
+        Ok(prepared)
+    }
+}
+
+impl Checked<'_> {
+    /// Each step's claim key, in plan order.
+    pub(crate) fn keys(&self) -> Vec<SourceKey> {
+        self.sources.keys()
+    }
 }
 
 /// Every check that can refuse a start and that needs the host or the
@@ -77,14 +158,6 @@ impl Checked<'_> {
 /// hook's own; every source that exists opens and passes its checks; an
 /// idmapped volume can be idmapped; every destination can take its volume.
 pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachError> {
-    let container = |error| AttachError {
-        subject: "container".into(),
-        error,
-    };
-    let about = |step: &MountStep| {
-        let subject = volume_subject(&step.spec);
-        move |error: ApplyError| AttachError { subject, error }
-    };
     let ns = ns::MountNs::of(pid).map_err(|e| {
         container(if e.raw_os_error() == Some(libc::EEXIST) {
             ApplyError::denied(format!(
@@ -112,17 +185,7 @@ pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachErr
         })?),
         None => None,
     };
-    let mut sources = Vec::with_capacity(plan.steps.len());
-    for step in &plan.steps {
-        let source = match &step.source {
-            SourceStep::Nfs(_) => None,
-            _ => source::open(&step.source).map_err(about(step))?,
-        };
-        if let (Some(s), true) = (&source, step.idmap) {
-            idmappable(s).map_err(about(step))?;
-        }
-        sources.push(source);
-    }
+    let sources = open_sources(plan, userns)?;
     // Destinations, as the container will see them, without creating any.
     ns.enter().map_err(|e| {
         container(
@@ -130,7 +193,7 @@ pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachErr
                 .hint("the hook must run at prestart/createRuntime, as root"),
         )
     })?;
-    let looked = look_at_destinations(plan, &sources);
+    let looked = look_at_destinations(plan, &sources.sources);
     ns.leave().map_err(|e| {
         container(ApplyError::sys(
             "setns back into the hook's own mount namespace",
@@ -139,10 +202,8 @@ pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachErr
     })?;
     let rootfs = looked?;
     Ok(Checked {
-        plan,
-        ns,
-        userns,
         sources,
+        ns,
         rootfs,
     })
 }
@@ -158,74 +219,49 @@ fn look_at_destinations(
     for (step, source) in plan.steps.iter().zip(sources) {
         // Managed volumes to be created and NFS exports are directories.
         let dir = source.as_ref().is_none_or(|s| s.is_dir);
-        rootfs
-            .check_dest(&step.dest, dir)
-            .map_err(|error| AttachError {
-                subject: volume_subject(&step.spec),
-                error,
-            })?;
+        rootfs.check_dest(&step.dest, dir).map_err(about(step))?;
     }
     Ok(rootfs)
 }
 
-/// Steps 3 and 4 of prestart, once every check passed: create, relabel and
-/// chown each source and clone it with its attributes in the host mount
-/// namespace, then attach each in the container's. Returns each volume's
-/// host path and identity, in plan order.
+/// Steps 3 and 4 of prestart, once every check passed: prepare each volume
+/// in the host mount namespace, then attach each in the container's.
+/// Returns each volume's host path and identity, in plan order.
 pub(crate) fn attach(checked: Checked<'_>) -> Result<Vec<SourceKey>, AttachError> {
     let Checked {
-        plan,
-        ns,
-        userns,
         sources,
+        ns,
         rootfs,
     } = checked;
-    let about = |step: &MountStep| {
-        let subject = volume_subject(&step.spec);
-        move |error: ApplyError| AttachError { subject, error }
-    };
-    let mut prepared: Vec<(&MountStep, OpenedSource, OwnedFd)> =
-        Vec::with_capacity(plan.steps.len());
-    let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
-    for (step, source) in plan.steps.iter().zip(sources) {
-        let prepared_one = match (&step.source, source) {
-            (SourceStep::Nfs(n), _) => nfs_source(step, n, nfs_not_after),
-            (_, Some(source)) => prepare(step, source, userns.as_ref()),
-            (_, None) => {
-                source::create(&step.source).and_then(|s| prepare(step, s, userns.as_ref()))
-            }
-        };
-        let (source, tree) = prepared_one.map_err(about(step))?;
-        prepared.push((step, source, tree));
-    }
-
-    ns.enter().map_err(|e| AttachError {
-        subject: "container".into(),
-        error: ApplyError::sys("setns into the container's mount namespace", e)
-            .hint("the hook must run at prestart/createRuntime, as root"),
+    let prepared = sources.prepare()?;
+    ns.enter().map_err(|e| {
+        container(
+            ApplyError::sys("setns into the container's mount namespace", e)
+                .hint("the hook must run at prestart/createRuntime, as root"),
+        )
     })?;
-    for (step, source, tree) in &prepared {
+    for p in &prepared {
         let target = rootfs
-            .prepare_dest(&step.dest, source.is_dir)
-            .map_err(about(step))?;
-        mount::attach(tree, target.as_fd()).map_err(|e| {
-            about(step)(ApplyError::sys(
-                format!("move_mount onto {}", step.dest.display()),
+            .prepare_dest(&p.step.dest, p.source.is_dir)
+            .map_err(about(p.step))?;
+        mount::attach(&p.tree, target.as_fd()).map_err(|e| {
+            about(p.step)(ApplyError::sys(
+                format!("move_mount onto {}", p.step.dest.display()),
                 e,
             ))
         })?;
         info!(
             "attached {} on {} ({})",
-            source.path.display(),
-            step.dest.display(),
-            attrs_list(step)
+            p.source.path.display(),
+            p.step.dest.display(),
+            attrs_list(p.step)
         );
     }
     Ok(prepared
         .into_iter()
-        .map(|(_, s, _)| SourceKey {
-            path: s.path,
-            id: Some(s.id),
+        .map(|p| SourceKey {
+            path: p.source.path,
+            id: Some(p.source.id),
         })
         .collect())
 }
