@@ -180,6 +180,31 @@ fn describe(fd: OwnedFd, path: PathBuf, created: bool) -> Result<OpenedSource, A
     })
 }
 
+/// Whether host users other than root can reach `path`: every directory
+/// from `/` down to it grants search permission to others. Such a volume
+/// must not be written by a container without a user namespace (its files
+/// are host root's), nor idmapped. `None` when they cannot (or on error).
+pub fn reachable_by_others(path: &Path) -> Option<String> {
+    let mut at = PathBuf::from("/");
+    let mut dirs = vec![at.clone()];
+    for c in path.components() {
+        if let Component::Normal(n) = c {
+            at.push(n);
+            dirs.push(at.clone());
+        }
+    }
+    for d in &dirs {
+        let st = rustix::fs::lstat(d.as_path()).ok()?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory && st.st_mode & 0o001 == 0 {
+            return None;
+        }
+    }
+    Some(format!(
+        "host users other than root can reach {} (every directory on the way, itself included, lets others search it); a container without a user namespace writes there as host root",
+        path.display()
+    ))
+}
+
 fn untrusted(what: &str, path: &Path, e: TrustError) -> ApplyError {
     ApplyError::denied(format!(
         "{what} {} cannot be used safely: {e}",
@@ -305,5 +330,26 @@ fn refuse(path: &Path, e: Errno) -> ApplyError {
         ))
         .hint("an admin must remove or fix it"),
         e => ApplyError::sys(format!("open volume {}", path.display()), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn reachable_by_others_needs_search_on_every_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let vol = t.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(reachable_by_others(&vol), None, "a 0700 parent hides it");
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let w = reachable_by_others(&vol).expect("searchable all the way");
+        assert!(w.contains("host users other than root can reach"), "{w}");
+        std::fs::set_permissions(&vol, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert_eq!(reachable_by_others(&vol), None, "the volume itself closed");
     }
 }

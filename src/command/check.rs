@@ -47,6 +47,8 @@ struct VolumeReport {
     owner: Option<String>,
     /// Option idmap: whether the mount is idmapped.
     idmap: Option<String>,
+    /// Something the admin should know that does not refuse the start.
+    warning: Option<String>,
     why: Option<String>,
     hint: Option<String>,
 }
@@ -122,6 +124,7 @@ pub fn run(
                                     .map(|l| describe_label(&selinux, step, l)),
                                 owner: Some(describe_owner(step)),
                                 idmap: Some(idmap),
+                                warning: reachable_warning(&step.source),
                                 ..Default::default()
                             };
                             if let SourceStep::Nfs(n) = &step.source {
@@ -230,6 +233,16 @@ fn describe_source(s: &SourceStep) -> (String, Option<(Class, String)>) {
             let hint = e.hint_text().unwrap_or(CREATE).to_string();
             (format!("would be refused: {e}"), Some((e.class(), hint)))
         }
+    }
+}
+
+/// Admin paths and allowed host paths that other host users can reach.
+fn reachable_warning(s: &SourceStep) -> Option<String> {
+    match s {
+        SourceStep::Admin { path } | SourceStep::Host { path, .. } => {
+            source::reachable_by_others(path)
+        }
+        _ => None,
     }
 }
 
@@ -380,6 +393,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("nfs mount", &v.nfs_mount),
             ("owner", &v.owner),
             ("idmap", &v.idmap),
+            ("warning", &v.warning),
             ("why", &v.why),
             ("hint", &v.hint),
         ] {
