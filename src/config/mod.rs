@@ -2,6 +2,7 @@
 //! size-capped, strictly validated (unknown keys are refused with file:line).
 
 pub mod nfs;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -12,6 +13,8 @@ use serde::Deserialize;
 
 use crate::error::HookError;
 use crate::input::annotations::validate_name;
+
+pub use rules::MountOption;
 
 pub const DEFAULT_CONFIG: &str = "/etc/oci-volume-hook/config.toml";
 pub const DEFAULT_VOLUMES_ROOT: &str = "/var/lib/oci-volume-hook/volumes";
@@ -44,6 +47,10 @@ pub struct Config {
     /// Ownership change policy for volumes without their own `owner_change`.
     #[serde(default)]
     pub owner_change: OwnerChange,
+    /// Mount flags an `allowed_host_paths` request may ask for (`suid`,
+    /// `dev`, `exec`); none by default.
+    #[serde(default)]
+    pub host_path_options: Vec<MountOption>,
     #[serde(default)]
     pub volumes: BTreeMap<String, VolumeConfig>,
     /// The real runtime `oci-volume-runtime` executes (absolute); the hook
@@ -94,6 +101,21 @@ pub struct VolumeConfig {
     /// writer holds the volume (and a writer may attach beside readers).
     #[serde(default)]
     pub exclusive_readers: bool,
+    /// Option `idmap` on this `path` volume (managed volumes allow it anyway).
+    #[serde(default)]
+    pub allow_idmap: bool,
+    /// Option `U`; unset: false on a read-only volume, true otherwise.
+    #[serde(default)]
+    pub allow_owner_change: Option<bool>,
+    /// Options `z`/`Z`; unset: false on a read-only volume, true otherwise.
+    #[serde(default)]
+    pub allow_relabel: Option<bool>,
+    /// Mount flags the annotation may ask for (`suid`, `dev`, `exec`).
+    #[serde(default)]
+    pub allow_options: Vec<MountOption>,
+    /// Always mount noexec (the annotation's `exec` needs `allow_options`).
+    #[serde(default)]
+    pub noexec: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -230,6 +252,7 @@ impl Default for Config {
             mount_timeout: default_mount_timeout(),
             relabel: None,
             owner_change: OwnerChange::default(),
+            host_path_options: Vec::new(),
             volumes: BTreeMap::new(),
             runtime: None,
             origin: Origin::BuiltIn,
@@ -300,11 +323,8 @@ impl Config {
             )));
         }
         for server in &self.allowed_nfs_servers {
-            if server.is_empty() || server.contains(['/', ' ']) {
-                return Err(bad(format!(
-                    "allowed_nfs_servers entry {server:?} is not a host name or address"
-                )));
-            }
+            crate::config::nfs::AllowedServer::parse(server)
+                .map_err(|why| bad(format!("allowed_nfs_servers entry {server:?}: {why}")))?;
         }
         for (name, v) in &self.volumes {
             let t = format!("[volumes.{name}]");
@@ -343,6 +363,8 @@ impl Config {
                     )));
                 }
             }
+            v.validate_rules()
+                .map_err(|why| bad(format!("{t}: {why}")))?;
             if let Some(t2) = v.mount_timeout {
                 if !timeout_ok(t2) {
                     return Err(bad(format!(

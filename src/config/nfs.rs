@@ -295,6 +295,95 @@ pub fn parse_server_export(s: &str) -> Result<(String, PathBuf), String> {
     Ok((host.to_ascii_lowercase(), path))
 }
 
+/// One `allowed_nfs_servers` entry: which `nfs://` URLs it lets an
+/// annotation name. `host` allows any export on any port (as before);
+/// `host:port` any export on that port; `host:/prefix` (and
+/// `host:port:/prefix`) only exports at or under that path, component by
+/// component, on the default port (or that port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedServer {
+    /// Lower-case, as URLs are.
+    pub host: String,
+    pub port: Option<u16>,
+    /// Absolute, normalised, no `..`.
+    pub export_prefix: Option<PathBuf>,
+}
+
+impl AllowedServer {
+    /// Parse an entry (checked at config load).
+    pub fn parse(entry: &str) -> Result<AllowedServer, String> {
+        if entry.is_empty() || entry.contains(char::is_whitespace) {
+            return Err("is not a host name or address".into());
+        }
+        let (authority, prefix) = match entry.find(":/") {
+            Some(i) => (&entry[..i], Some(&entry[i + 1..])),
+            None => (entry, None),
+        };
+        if authority.is_empty() || authority.contains('/') {
+            return Err(
+                "must be HOST, HOST:PORT, HOST:/EXPORT-PREFIX or HOST:PORT:/EXPORT-PREFIX".into(),
+            );
+        }
+        // `host:port` when what follows the last ':' is a port and the host
+        // has no ':' of its own (an IPv6 address is a host, never a port).
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && !h.is_empty() => {
+                let port =
+                    p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| {
+                        format!("port {} is not a number from 1 to 65535", quote(p))
+                    })?;
+                (h, Some(port))
+            }
+            _ => (authority, None),
+        };
+        let export_prefix = match prefix {
+            None => None,
+            Some(p) => {
+                let mut out = PathBuf::from("/");
+                for c in Path::new(p).components() {
+                    match c {
+                        Component::Normal(n) => out.push(n),
+                        Component::RootDir | Component::CurDir => {}
+                        _ => return Err(format!("export prefix {} contains \"..\"", quote(p))),
+                    }
+                }
+                Some(out)
+            }
+        };
+        Ok(AllowedServer {
+            host: host.to_ascii_lowercase(),
+            port,
+            export_prefix,
+        })
+    }
+
+    /// Whether this entry names `host` at all (to tell "server not allowed"
+    /// from "export or port not allowed" in messages).
+    pub fn names_host(&self, host: &str) -> bool {
+        self.host.eq_ignore_ascii_case(host)
+    }
+
+    /// Whether an `nfs://host[:port]/export` URL is allowed by this entry.
+    pub fn allows(&self, host: &str, port: Option<u16>, export: &Path) -> bool {
+        if !self.names_host(host) {
+            return false;
+        }
+        let port_ok = match (self.port, &self.export_prefix) {
+            (Some(p), _) => port.unwrap_or(NFS_PORT) == p,
+            // The bare host form keeps its meaning: any port.
+            (None, None) => true,
+            // A prefix is about one server's exports: the NFS port only.
+            (None, Some(_)) => port.unwrap_or(NFS_PORT) == NFS_PORT,
+        };
+        let export_ok = self.export_prefix.as_ref().is_none_or(|prefix| {
+            export.is_absolute()
+                && !export.components().any(|c| c == Component::ParentDir)
+                && export.starts_with(prefix)
+        });
+        port_ok && export_ok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +460,83 @@ mod tests {
         ] {
             assert!(parse_server_export(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn allowed_server_forms() {
+        let a = |s: &str| AllowedServer::parse(s).unwrap();
+        assert_eq!(
+            a("NFS1"),
+            AllowedServer {
+                host: "nfs1".into(),
+                port: None,
+                export_prefix: None
+            }
+        );
+        assert_eq!(a("nfs1:2050").port, Some(2050));
+        let p = a("nfs1:/export//containers/");
+        assert_eq!(
+            (p.port, p.export_prefix.as_deref()),
+            (None, Some(Path::new("/export/containers")))
+        );
+        let p = a("nfs1:2050:/export");
+        assert_eq!(
+            (p.host.as_str(), p.port, p.export_prefix.as_deref()),
+            ("nfs1", Some(2050), Some(Path::new("/export")))
+        );
+        assert_eq!(a("fd00::5").host, "fd00::5");
+        for bad in [
+            "",
+            "a b",
+            "/export",
+            ":/export",
+            "nfs1:/export/../etc",
+            "nfs1:0",
+            "nfs1:port",
+            "nfs1:99999:/x",
+            "nfs1/export",
+        ] {
+            assert!(AllowedServer::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn allowed_server_matching() {
+        let a = |s: &str| AllowedServer::parse(s).unwrap();
+        let ok = |e: &AllowedServer, host: &str, port: Option<u16>, export: &str| {
+            e.allows(host, port, Path::new(export))
+        };
+        // host: any export, any port.
+        let h = a("nfs1");
+        assert!(ok(&h, "nfs1", None, "/"));
+        assert!(ok(&h, "NFS1", Some(20490), "/srv"));
+        assert!(!ok(&h, "nfs2", None, "/srv"));
+        // host:port: that port (no port in the URL is the NFS port).
+        let hp = a("nfs1:2050");
+        assert!(ok(&hp, "nfs1", Some(2050), "/x"));
+        assert!(!ok(&hp, "nfs1", None, "/x"));
+        assert!(ok(&a("nfs1:2049"), "nfs1", None, "/x"));
+        // host:/prefix: at or under the prefix, by component; the NFS port.
+        let pre = a("nfs1:/export/containers");
+        assert!(ok(&pre, "nfs1", None, "/export/containers"));
+        assert!(ok(&pre, "nfs1", None, "/export/containers/app/data"));
+        assert!(ok(&pre, "nfs1", Some(2049), "/export/containers/app"));
+        assert!(!ok(&pre, "nfs1", None, "/export/containers2"));
+        assert!(!ok(&pre, "nfs1", None, "/export/container"));
+        assert!(!ok(&pre, "nfs1", None, "/export"));
+        assert!(!ok(&pre, "nfs1", None, "/"));
+        assert!(!ok(&pre, "nfs1", None, "/etc"));
+        assert!(!ok(&pre, "nfs1", None, "/export/containers/../secret"));
+        assert!(!ok(&pre, "nfs1", None, "export/containers"));
+        assert!(!ok(&pre, "nfs1", Some(20490), "/export/containers/app"));
+        assert!(!ok(&pre, "nfs2", None, "/export/containers/app"));
+        assert!(pre.names_host("nfs1") && !pre.names_host("nfs2"));
+        // host:port:/prefix: both.
+        let both = a("nfs1:2050:/export");
+        assert!(ok(&both, "nfs1", Some(2050), "/export/a"));
+        assert!(!ok(&both, "nfs1", None, "/export/a"));
+        assert!(!ok(&both, "nfs1", Some(2050), "/other"));
+        // A prefix of / allows every export, on the NFS port.
+        assert!(ok(&a("nfs1:/"), "nfs1", None, "/anything"));
     }
 }

@@ -115,6 +115,9 @@ pub struct VolumeRequest {
     /// Absolute, normalised, no `..`.
     pub dest: PathBuf,
     pub options: Options,
+    /// The annotation said `exec` itself (the default, so `options` cannot
+    /// tell): policy refuses it where the admin forces noexec.
+    pub exec_asked: bool,
 }
 
 /// Parse the whole annotation value.
@@ -234,6 +237,7 @@ pub fn parse_spec(spec: &str) -> Result<VolumeRequest, HookError> {
         source,
         dest,
         options,
+        exec_asked: opts.is_some_and(|o| o.split(',').any(|o| o == "exec")),
     })
 }
 
@@ -450,6 +454,9 @@ mod tests {
             (Some(Relabel::Private), true, true)
         );
         assert_eq!(o.to_list(), "rw,nosuid,nodev,exec,Z,U,idmap");
+        assert!(!one("a:/b:Z,U,idmap").exec_asked);
+        assert!(one("a:/b:ro,exec").exec_asked);
+        assert!(!one("a:/b:noexec").exec_asked);
         assert_eq!(one("a:/b:z").options.relabel, Some(Relabel::Shared));
         assert!(err("a:/b:z,Z").contains("contradict"));
         assert!(err("a:/b:u").contains("unknown option \"u\""));
