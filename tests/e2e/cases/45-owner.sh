@@ -135,12 +135,15 @@ test_runc_owner_idmap_refusals() {
     assert_said "$T/n" "has none" "idmap without userns: says why"
     assert_said "$T/n" "option U" "idmap without userns: suggests U"
 
-    # An overlay mount as an allowed host path.
+    # An overlay mount as an admin volume that allows idmap (idmap is never
+    # allowed on allowed_host_paths requests).
     mkdir -p "$T/ovl/lower" "$T/ovl/upper" "$T/ovl/work" "$T/ovl/merged"
     mount -t overlay overlay -o "lowerdir=$T/ovl/lower,upperdir=$T/ovl/upper,workdir=$T/ovl/work" "$T/ovl/merged" \
         || { skip "cannot mount overlayfs here"; }
-    write_config "allowed_host_paths = [\"$T/ovl\"]"
-    make_bundle "$T/o" -a "$T/ovl/merged:/data:idmap" -c true
+    write_config "[volumes.ovl]
+path = \"$T/ovl/merged\"
+allow_idmap = true"
+    make_bundle "$T/o" -a "ovl:/data:idmap" -c true
     userns_bundle "$T/o"
     run_bundle runc "$T/o"
     "$OVH_BIN" --config "$CFG" check --bundle "$T/o" > "$T/o/check.out" 2>&1
