@@ -17,7 +17,7 @@ use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::input::bundle::Bundle;
 use crate::input::selinux::SelinuxHost;
 use crate::plan::{self, LabelPlan, MountStep, SourceStep};
-use crate::policy;
+use crate::policy::{self, Rules};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -47,6 +47,9 @@ struct VolumeReport {
     owner: Option<String>,
     /// Option idmap: whether the mount is idmapped.
     idmap: Option<String>,
+    /// What the admin lets requests do with this volume (idmap, U, z/Z,
+    /// suid, dev, exec), however it is reached.
+    permits: Option<String>,
     /// Something the admin should know that does not refuse the start.
     warning: Option<String>,
     why: Option<String>,
@@ -124,6 +127,7 @@ pub fn run(
                                     .map(|l| describe_label(&selinux, step, l)),
                                 owner: Some(describe_owner(step)),
                                 idmap: Some(idmap),
+                                permits: Some(describe_rules(&resolved.rules)),
                                 warning: reachable_warning(&step.source),
                                 ..Default::default()
                             };
@@ -234,6 +238,31 @@ fn describe_source(s: &SourceStep) -> (String, Option<(Class, String)>) {
             (format!("would be refused: {e}"), Some((e.class(), hint)))
         }
     }
+}
+
+/// Each option the policy decides, allowed or why not, on one line.
+fn describe_rules(r: &Rules) -> String {
+    let mut parts: Vec<String> = [
+        ("idmap", &r.idmap),
+        ("U", &r.owner_change),
+        ("z/Z", &r.relabel),
+        ("suid", &r.suid),
+        ("dev", &r.dev),
+        ("exec", &r.exec),
+    ]
+    .iter()
+    .map(|(name, d)| match d {
+        Ok(()) => format!("{name} yes"),
+        Err(refusal) => format!("{name} no ({})", refusal.hint),
+    })
+    .collect();
+    if !r.overlaps.is_empty() {
+        parts.push(format!(
+            "rules of [volumes.{}]",
+            r.overlaps.join("], [volumes.")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// Admin paths and allowed host paths that other host users can reach.
@@ -393,6 +422,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
             ("nfs mount", &v.nfs_mount),
             ("owner", &v.owner),
             ("idmap", &v.idmap),
+            ("permits", &v.permits),
             ("warning", &v.warning),
             ("why", &v.why),
             ("hint", &v.hint),
