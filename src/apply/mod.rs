@@ -17,6 +17,8 @@ pub(crate) mod rootfs;
 pub(crate) mod source;
 pub(crate) mod walk;
 
+pub use walk::Protected;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -31,8 +33,13 @@ use source::OpenedSource;
 
 /// Steps 3 and 4 of prestart: prepare every source in the host mount
 /// namespace, then attach each in the container's. Returns each volume's
-/// host path, in plan order.
-pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachError> {
+/// host path, in plan order. No U, z or Z walk changes a `protected`
+/// directory.
+pub(crate) fn attach(
+    plan: &MountPlan,
+    pid: i32,
+    protected: &Protected,
+) -> Result<Vec<PathBuf>, AttachError> {
     let about = |step: &MountStep| {
         let subject = volume_subject(&step.spec);
         move |error: ApplyError| AttachError { subject, error }
@@ -59,7 +66,7 @@ pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachE
     for step in &plan.steps {
         let prepared_one = match &step.source {
             SourceStep::Nfs(n) => nfs_source(step, n, nfs_not_after),
-            _ => prepare(step, userns.as_ref()),
+            _ => prepare(step, userns.as_ref(), protected),
         };
         let (source, tree) = prepared_one.map_err(about(step))?;
         prepared.push((step, source, tree));
@@ -99,6 +106,7 @@ pub(crate) fn attach(plan: &MountPlan, pid: i32) -> Result<Vec<PathBuf>, AttachE
 fn prepare(
     step: &MountStep,
     userns: Option<&OwnedFd>,
+    protected: &Protected,
 ) -> Result<(OpenedSource, OwnedFd), ApplyError> {
     let source = source::open(&step.source)?;
     if source.created {
@@ -117,6 +125,7 @@ fn prepare(
             target,
             l.policy,
             walk::default_threads(),
+            protected,
         )?;
     }
     // Option U: in the host mount namespace, before setns (the walk's
@@ -127,6 +136,7 @@ fn prepare(
             &source.path,
             plan,
             owner::default_threads(),
+            protected,
         )?;
         match &done.decision {
             owner::OwnerDecision::Skip => debug!(

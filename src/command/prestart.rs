@@ -81,7 +81,14 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         }
         records.write(&record)?;
     }
-    match apply::attach(&plan, pid) {
+    match apply::attach(
+        &plan,
+        pid,
+        &apply::Protected::new(&[
+            ("volumes_root", &config.volumes_root),
+            ("state_dir", &config.state_dir),
+        ]),
+    ) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
                 v.source = source;

@@ -36,8 +36,15 @@ pub fn run(
     };
     let threads = threads.unwrap_or_else(walk::default_threads);
     let start = std::time::Instant::now();
-    let outcome = relabel::relabel(&fd, is_dir, context, policy, threads)
-        .map_err(|e| e.into_hook(&subject))?;
+    let outcome = relabel::relabel(
+        &fd,
+        is_dir,
+        context,
+        policy,
+        threads,
+        &walk::Protected::new(&[]),
+    )
+    .map_err(|e| e.into_hook(&subject))?;
     let secs = start.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     let line = match outcome {
