@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use oci_volume_hook::apply::owner::{self, OwnerDecision};
+use oci_volume_hook::apply::Protected;
 use oci_volume_hook::config::OwnerChange;
 use oci_volume_hook::plan::OwnerPlan;
 
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
         }
     };
     let plan = OwnerPlan { uid, gid, policy };
-    match owner::apply(fd.as_fd(), &path, &plan, threads) {
+    match owner::apply(fd.as_fd(), &path, &plan, threads, &Protected::new(&[])) {
         Ok(out) => {
             let secs = out.elapsed.as_secs_f64();
             println!(

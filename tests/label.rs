@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use oci_volume_hook::apply::relabel::{self as label, RelabelOutcome};
+use oci_volume_hook::apply::Protected;
 use oci_volume_hook::config::RelabelPolicy;
 use rustix::fs::{Mode, OFlags};
 
@@ -111,7 +112,15 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
     let _guard = Unmount(mnt.clone());
 
     let fd = open(&vol);
-    let outcome = label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap();
+    let outcome = label::relabel(
+        &fd,
+        true,
+        A,
+        RelabelPolicy::OnChange,
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     let RelabelOutcome::Walked { stats, changed, .. } = outcome else {
         panic!("first relabel skipped")
     };
@@ -136,7 +145,15 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
 
     // Second start: O(1), whatever the size.
     let t0 = Instant::now();
-    let again = label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap();
+    let again = label::relabel(
+        &fd,
+        true,
+        A,
+        RelabelPolicy::OnChange,
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     let skip = t0.elapsed();
     eprintln!(
         "relabel: first walk {} entries; second start skipped in {:?}",
@@ -158,17 +175,34 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
     )
     .unwrap();
     assert_eq!(
-        label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap(),
+        label::relabel(
+            &fd,
+            true,
+            A,
+            RelabelPolicy::OnChange,
+            2,
+            &Protected::new(&[])
+        )
+        .unwrap(),
         RelabelOutcome::Skipped
     );
-    match label::relabel(&fd, true, A, RelabelPolicy::Always, 2).unwrap() {
+    match label::relabel(&fd, true, A, RelabelPolicy::Always, 2, &Protected::new(&[])).unwrap() {
         RelabelOutcome::Walked { changed, .. } => assert_eq!(changed, 1),
         o => panic!("{o:?}"),
     }
     assert_eq!(label_of(&stray).as_deref(), Some(A));
 
     // Another target: everything is rewritten, the marker follows.
-    match label::relabel(&fd, true, B, RelabelPolicy::OnChange, 2).unwrap() {
+    match label::relabel(
+        &fd,
+        true,
+        B,
+        RelabelPolicy::OnChange,
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap()
+    {
         RelabelOutcome::Walked { changed, .. } => assert_eq!(changed as usize, expected.len() - 1),
         o => panic!("{o:?}"),
     }
@@ -185,14 +219,29 @@ fn single_file_volume_and_system_paths() {
     std::fs::write(&f, b"x").unwrap();
     let fd = open(&f);
     assert!(matches!(
-        label::relabel(&fd, false, A, RelabelPolicy::OnChange, 2).unwrap(),
+        label::relabel(
+            &fd,
+            false,
+            A,
+            RelabelPolicy::OnChange,
+            2,
+            &Protected::new(&[])
+        )
+        .unwrap(),
         RelabelOutcome::Walked { changed: 1, .. }
     ));
     assert_eq!(label_of(&f).as_deref(), Some(A));
     assert_eq!(label_of(t.path()), None);
     for sys in ["/", "/usr", "/etc", "/var/tmp"] {
-        let e =
-            label::relabel(&open(Path::new(sys)), true, A, RelabelPolicy::Always, 2).unwrap_err();
+        let e = label::relabel(
+            &open(Path::new(sys)),
+            true,
+            A,
+            RelabelPolicy::Always,
+            2,
+            &Protected::new(&[]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("system path"), "{sys}: {e}");
     }
 }
@@ -209,7 +258,15 @@ fn a_relabel_killed_mid_walk_is_redone_next_time() {
     eprintln!("tree: {:?}", t0.elapsed());
     let fd = open(&vol);
     assert!(matches!(
-        label::relabel(&fd, true, A, RelabelPolicy::OnChange, 2).unwrap(),
+        label::relabel(
+            &fd,
+            true,
+            A,
+            RelabelPolicy::OnChange,
+            2,
+            &Protected::new(&[])
+        )
+        .unwrap(),
         RelabelOutcome::Walked { .. }
     ));
     assert_eq!(marker_of(&vol).as_deref(), Some(A));
@@ -259,10 +316,64 @@ fn a_relabel_killed_mid_walk_is_redone_next_time() {
     );
 
     // The next start sees no marker and walks again, to completion.
-    match label::relabel(&fd, true, B, RelabelPolicy::OnChange, 2).unwrap() {
+    match label::relabel(
+        &fd,
+        true,
+        B,
+        RelabelPolicy::OnChange,
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap()
+    {
         RelabelOutcome::Walked { changed, .. } => assert_eq!(changed as usize, paths.len() - done),
         o => panic!("{o:?}"),
     }
     assert!(paths.iter().all(|p| label_of(p).as_deref() == Some(B)));
     assert_eq!(marker_of(&vol).as_deref(), Some(B));
+}
+
+/// Hardlinks: a file with a link outside the volume keeps its label; a
+/// pair wholly inside is relabelled; the count is in the outcome.
+#[test]
+fn hardlinked_files_are_relabelled_only_when_every_link_is_inside() {
+    if !root_or_skip("hardlinked_files_are_relabelled_only_when_every_link_is_inside") {
+        return;
+    }
+    let t = scratch();
+    let vol = t.path().join("vol");
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, b"host").unwrap();
+    std::fs::hard_link(&secret, vol.join("sub/planted")).unwrap();
+    std::fs::write(vol.join("a"), b"pair").unwrap();
+    std::fs::hard_link(vol.join("a"), vol.join("sub/b")).unwrap();
+    let fd = open(&vol);
+    let out = label::relabel(
+        &fd,
+        true,
+        A,
+        RelabelPolicy::OnChange,
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
+    let RelabelOutcome::Walked {
+        changed,
+        hardlinks_skipped,
+        ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        label_of(&secret),
+        None,
+        "relabelled a file outside the volume"
+    );
+    assert_eq!(hardlinks_skipped, 1);
+    for p in ["a", "sub/b", "sub", ""] {
+        assert_eq!(label_of(&vol.join(p)).as_deref(), Some(A), "{p}");
+    }
+    assert_eq!(changed, 3, "vol, sub, the a/b inode once");
 }

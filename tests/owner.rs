@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_volume_hook::apply::owner::{self, OwnerDecision, MARKER};
+use oci_volume_hook::apply::Protected;
 use oci_volume_hook::config::OwnerChange;
 use oci_volume_hook::plan::OwnerPlan;
 use rustix::fs::{Mode, OFlags};
@@ -118,7 +119,14 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
     symlink("dangling-target", vol.join("dangling")).unwrap();
 
     let fd = open_path(&vol);
-    let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
+    let out = owner::apply(
+        fd.as_fd(),
+        &vol,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     assert!(matches!(out.decision, OwnerDecision::Walk(_)), "{out:?}");
     let n = assert_all_owned(&vol, None);
     assert_eq!(n as u64, out.entries + 1, "every entry visited once");
@@ -142,18 +150,39 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
 
     // Restart: O(1) skip, nothing touched.
     fs::File::create(vol.join("new-root-file")).unwrap();
-    let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
+    let out = owner::apply(
+        fd.as_fd(),
+        &vol,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     assert_eq!(out.decision, OwnerDecision::Skip);
     assert_eq!(fs::metadata(vol.join("new-root-file")).unwrap().uid(), 0);
     // always: walks again and picks it up.
-    let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::Always), 2).unwrap();
+    let out = owner::apply(
+        fd.as_fd(),
+        &vol,
+        &plan(OwnerChange::Always),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     assert!(matches!(out.decision, OwnerDecision::Walk(_)));
     assert_eq!(out.changed, 1, "only the new file needed a change");
     assert_all_owned(&vol, None);
 
     // A root changed by hand (marker kept) is a mismatch: walk again.
     rustix::fs::chown(&vol, Some(rustix::fs::Uid::ROOT), None).unwrap();
-    let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
+    let out = owner::apply(
+        fd.as_fd(),
+        &vol,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     assert!(
         matches!(
             out.decision,
@@ -173,7 +202,14 @@ fn file_volume_is_chowned_without_following_a_link() {
     let f = t.path().join("app.conf");
     fs::write(&f, "x").unwrap();
     let fd = open_path(&f);
-    let out = owner::apply(fd.as_fd(), &f, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
+    let out = owner::apply(
+        fd.as_fd(),
+        &f,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     assert_eq!(out.changed, 1);
     let m = fs::metadata(&f).unwrap();
     assert_eq!((m.uid(), m.gid()), (UID, GID));
@@ -247,7 +283,14 @@ fn bind_mount_inside_the_volume_is_not_walked_into() {
     fs::write(vol.join("a/tmpfs/t"), "t").unwrap();
 
     let fd = open_path(&vol);
-    let out = owner::apply(fd.as_fd(), &vol, &plan(OwnerChange::OnRootMismatch), 2).unwrap();
+    let out = owner::apply(
+        fd.as_fd(),
+        &vol,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     assert_eq!(out.mounts_skipped, 2, "{out:?}");
     for p in ["deep", "deep/file"] {
         assert_eq!(fs::symlink_metadata(other.join(p)).unwrap().uid(), 0, "{p}");
@@ -276,6 +319,7 @@ fn system_paths_are_refused() {
         Path::new("/mnt"),
         &plan(OwnerChange::OnRootMismatch),
         2,
+        &Protected::new(&[]),
     )
     .unwrap_err();
     assert!(e.to_string().contains("/mnt is a system path"), "{e}");
@@ -467,10 +511,220 @@ fn check_shows_the_owner_decision() {
         gid: 101001,
         policy: OwnerChange::OnRootMismatch,
     };
-    owner::apply(fd.as_fd(), &base.join("volumes/v"), &p, 1).unwrap();
+    owner::apply(
+        fd.as_fd(),
+        &base.join("volumes/v"),
+        &p,
+        1,
+        &Protected::new(&[]),
+    )
+    .unwrap();
     let text = check();
     assert!(
         text.contains("current 101000:101001, marker 101000:101001; target 101000:101001 (on-root-mismatch); skip"),
         "{text}"
     );
+}
+
+/// Hardlinks: a file with a link outside the volume keeps its owner; a
+/// pair wholly inside is changed; the count is in the outcome.
+#[test]
+fn hardlinked_files_change_only_when_every_link_is_inside() {
+    if !root_or_skip("hardlinked_files_change_only_when_every_link_is_inside") {
+        return;
+    }
+    let t = scratch();
+    let vol = t.path().join("vol");
+    fs::create_dir_all(vol.join("sub")).unwrap();
+    let secret = t.path().join("secret");
+    fs::write(&secret, "root's").unwrap();
+    rustix::fs::chmod(&secret, Mode::from_raw_mode(0o600)).unwrap();
+    fs::hard_link(&secret, vol.join("sub/planted")).unwrap();
+    fs::write(vol.join("a"), "pair").unwrap();
+    fs::hard_link(vol.join("a"), vol.join("sub/b")).unwrap();
+    fs::hard_link(vol.join("a"), vol.join("c")).unwrap();
+    let fd = open_path(&vol);
+    let out = owner::apply(
+        fd.as_fd(),
+        &vol,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &Protected::new(&[]),
+    )
+    .unwrap();
+    let m = fs::metadata(&secret).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o600));
+    assert_eq!(out.hardlinks_skipped, 1, "{out:?}");
+    for p in ["a", "sub/b", "c", "sub", ""] {
+        let m = fs::symlink_metadata(vol.join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (UID, GID), "{p}");
+    }
+    // vol, sub, the a/b/c inode once
+    assert_eq!(out.changed, 3, "{out:?}");
+}
+
+/// System paths and the hook's own directories by identity: a bind-mount
+/// alias of a system directory, volumes_root, the state dir and a parent.
+#[test]
+fn protected_directories_are_refused_by_identity() {
+    if !root_or_skip("protected_directories_are_refused_by_identity")
+        || !in_private_mount_ns("protected_directories_are_refused_by_identity")
+    {
+        return;
+    }
+    run(&["mount", "-t", "tmpfs", "tmpfs", "/mnt"]);
+    fs::create_dir("/mnt/x").unwrap();
+    let t = scratch();
+    let alias = t.path().join("export/alias");
+    let vr = t.path().join("lib/volumes");
+    let sd = t.path().join("run/state");
+    for d in [&alias, &vr, &sd, &t.path().join("lib/volumes/v")] {
+        fs::create_dir_all(d).unwrap();
+    }
+    run(&["mount", "--bind", "/mnt", alias.to_str().unwrap()]);
+    let protected = Protected::new(&[("volumes_root", &vr), ("state_dir", &sd)]);
+    let refused = |p: &Path, words: &str| {
+        let fd = open_path(p);
+        let e = owner::apply(
+            fd.as_fd(),
+            p,
+            &plan(OwnerChange::OnRootMismatch),
+            2,
+            &protected,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(words), "{}: {e}", p.display());
+        assert_eq!(e.into_hook("v").exit_code(), 2);
+        assert_eq!(fs::metadata(p).unwrap().uid(), 0, "{}", p.display());
+    };
+    refused(&alias, "/mnt is a system path");
+    assert_eq!(fs::metadata("/mnt/x").unwrap().uid(), 0);
+    refused(&vr, "volumes_root");
+    refused(&sd, "state_dir");
+    refused(&t.path().join("lib"), "a parent of the hook's volumes_root");
+    refused(&t.path().join("run"), "a parent of the hook's state_dir");
+    // A file directly in an alias of a protected directory.
+    fs::write("/mnt/conf", "x").unwrap();
+    refused(&alias.join("conf"), "system path");
+    // A volume inside volumes_root is fine.
+    let v = t.path().join("lib/volumes/v");
+    let fd = open_path(&v);
+    owner::apply(
+        fd.as_fd(),
+        &v,
+        &plan(OwnerChange::OnRootMismatch),
+        2,
+        &protected,
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(&v).unwrap().uid(), UID);
+    run(&["umount", alias.to_str().unwrap()]);
+    run(&["umount", "/mnt"]);
+}
+
+/// A comb 12,000 directories deep with 8 empty teeth per level, under
+/// `ulimit -n 1024`: the walk finishes, peak RSS (VmHWM) stays under
+/// 64 MiB. Runs the walk in a child (this test binary under prlimit) so
+/// that the figure is the walk's, not the other tests'.
+#[test]
+fn a_12000_deep_comb_is_walked_in_bounded_memory_and_fds() {
+    const TEST: &str = "a_12000_deep_comb_is_walked_in_bounded_memory_and_fds";
+    if let Some(vol) = std::env::var_os("OVH_TEST_COMB") {
+        let vol = PathBuf::from(vol);
+        let fd = open_path(&vol);
+        let out = owner::apply(
+            fd.as_fd(),
+            &vol,
+            &plan(OwnerChange::OnRootMismatch),
+            2,
+            &Protected::new(&[]),
+        )
+        .unwrap();
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .unwrap()
+            .to_string();
+        eprintln!(
+            "comb walk: {} entries, {} changed; {hwm}",
+            out.entries, out.changed
+        );
+        let kib: u64 = hwm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(kib < 64 * 1024, "peak RSS {kib} KiB");
+        return;
+    }
+    if !root_or_skip(TEST) {
+        return;
+    }
+    let t = scratch();
+    let vol = t.path().join("comb");
+    fs::create_dir(&vol).unwrap();
+    let (depth, teeth) = (12_000, 8);
+    let mut fd = rustix::fs::open(&vol, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        drop(
+            rustix::fs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY, Mode::from(0o644))
+                .unwrap(),
+        );
+        for i in 0..teeth {
+            rustix::fs::mkdirat(&fd, format!("t{i}"), Mode::from(0o755)).unwrap();
+        }
+        rustix::fs::mkdirat(&fd, "d", Mode::from(0o755)).unwrap();
+        fd = rustix::fs::openat(&fd, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())
+            .unwrap();
+    }
+    drop(fd);
+    let started = Instant::now();
+    let out = Command::new("prlimit")
+        .arg("--nofile=1024:1024")
+        .arg(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("OVH_TEST_COMB", &vol)
+        .output()
+        .expect("running prlimit (util-linux)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("comb walk"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "comb walk under prlimit --nofile=1024: {:?}",
+        started.elapsed()
+    );
+    assert!(out.status.success(), "the comb walk failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "did not run in the child:\n{text}"
+    );
+    assert!(!text.contains("Too many open files"), "{text}");
+    // find (fts) walks a tree deeper than PATH_MAX.
+    let left = Command::new("find")
+        .arg(&vol)
+        .args([
+            "(",
+            "!",
+            "-uid",
+            &UID.to_string(),
+            "-o",
+            "!",
+            "-gid",
+            &GID.to_string(),
+            ")",
+            "-print",
+        ])
+        .output()
+        .unwrap();
+    assert!(left.status.success());
+    let left = String::from_utf8_lossy(&left.stdout).lines().count();
+    assert_eq!(left, 0, "entries of the comb not given to {UID}:{GID}");
+    // rm -rf (fts) takes a tree deeper than PATH_MAX apart.
+    run(&["rm", "-rf", vol.to_str().unwrap()]);
 }

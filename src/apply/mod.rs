@@ -17,6 +17,8 @@ pub(crate) mod rootfs;
 pub(crate) mod source;
 pub(crate) mod walk;
 
+pub use walk::Protected;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -122,8 +124,9 @@ impl<'p> Sources<'p> {
 
     /// The changes, once every check passed, in the host mount namespace:
     /// create, relabel and chown each source, mount NFS exports, and clone
-    /// each with its attributes (and idmap).
-    pub(crate) fn prepare(self) -> Result<Vec<Prepared<'p>>, AttachError> {
+    /// each with its attributes (and idmap). No U, z or Z walk changes a
+    /// `protected` directory.
+    pub(crate) fn prepare(self, protected: &Protected) -> Result<Vec<Prepared<'p>>, AttachError> {
         let Sources {
             plan,
             userns,
@@ -134,10 +137,9 @@ impl<'p> Sources<'p> {
         for (step, source) in plan.steps.iter().zip(sources) {
             let prepared_one = match (&step.source, source) {
                 (SourceStep::Nfs(n), _) => nfs_source(step, n, nfs_not_after),
-                (_, Some(source)) => prepare(step, source, userns.as_ref()),
-                (_, None) => {
-                    source::create(&step.source).and_then(|s| prepare(step, s, userns.as_ref()))
-                }
+                (_, Some(source)) => prepare(step, source, userns.as_ref(), protected),
+                (_, None) => source::create(&step.source)
+                    .and_then(|s| prepare(step, s, userns.as_ref(), protected)),
             };
             let (source, tree) = prepared_one.map_err(about(step))?;
             prepared.push(Prepared { step, source, tree });
@@ -227,13 +229,16 @@ fn look_at_destinations(
 /// Steps 3 and 4 of prestart, once every check passed: prepare each volume
 /// in the host mount namespace, then attach each in the container's.
 /// Returns each volume's host path and identity, in plan order.
-pub(crate) fn attach(checked: Checked<'_>) -> Result<Vec<SourceKey>, AttachError> {
+pub(crate) fn attach(
+    checked: Checked<'_>,
+    protected: &Protected,
+) -> Result<Vec<SourceKey>, AttachError> {
     let Checked {
         sources,
         ns,
         rootfs,
     } = checked;
-    let prepared = sources.prepare()?;
+    let prepared = sources.prepare(protected)?;
     ns.enter().map_err(|e| {
         container(
             ApplyError::sys("setns into the container's mount namespace", e)
@@ -286,6 +291,7 @@ fn prepare(
     step: &MountStep,
     source: OpenedSource,
     userns: Option<&OwnedFd>,
+    protected: &Protected,
 ) -> Result<(OpenedSource, OwnedFd), ApplyError> {
     if source.created {
         info!("created volume {}", source.path.display());
@@ -303,6 +309,7 @@ fn prepare(
             target,
             l.policy,
             walk::default_threads(),
+            protected,
         )?;
     }
     // Option U: in the host mount namespace, before setns (the walk's
@@ -313,6 +320,7 @@ fn prepare(
             &source.path,
             plan,
             owner::default_threads(),
+            protected,
         )?;
         match &done.decision {
             owner::OwnerDecision::Skip => debug!(

@@ -5,6 +5,12 @@
 //! `AT_SYMLINK_NOFOLLOW` from its parent directory's fd, and the volume's
 //! root directory last.
 //!
+//! Refused on a [`Protected`] directory (a system path, the hook's own
+//! directories, or an alias of one). A file with more than one hard link is
+//! changed only when the walk saw all its links ([`walk::Links`]), through
+//! an `O_PATH` fd checked against the stat; the others are left as they are
+//! and counted ([`OwnerOutcome::hardlinks_skipped`]).
+//!
 //! Restarts are O(1) with policy `on-root-mismatch`: a finished walk leaves
 //! the xattr [`MARKER`] = `"uid:gid"` on the root. The marker is removed
 //! before a walk starts and written only after the root itself was changed,
@@ -17,14 +23,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use log::debug;
+use log::{debug, warn};
 use rustix::fs::{
     chownat, fgetxattr, fremovexattr, fsetxattr, fstat, statat, AtFlags, FileType, Gid, Uid,
     XattrFlags,
 };
 use rustix::io::Errno;
 
-use crate::apply::walk::{self, Entry, Visitor};
+use crate::apply::walk::{self, Entry, Links, Protected, Visitor};
 use crate::apply::ApplyError;
 use crate::config::OwnerChange;
 use crate::plan::OwnerPlan;
@@ -131,17 +137,24 @@ pub struct OwnerOutcome {
     /// Entries whose owner was changed (root included).
     pub changed: u64,
     pub mounts_skipped: u64,
+    /// Files with hard links outside the volume (not all links seen in
+    /// the walk): left unchanged.
+    pub hardlinks_skipped: u64,
+    /// Entries that vanished during the walk (skipped).
+    pub vanished: u64,
     pub elapsed: Duration,
 }
 
 /// Give the volume opened at `fd` (an `O_PATH` fd is fine; `path` is for
 /// messages and mountinfo) to `plan`'s owner, walking it when [`decide`]
-/// says so. Errors have an empty subject: the caller names the volume.
+/// says so; never a `protected` directory. Errors have an empty subject:
+/// the caller names the volume.
 pub fn apply(
     fd: BorrowedFd<'_>,
     path: &Path,
     plan: &OwnerPlan,
     threads: usize,
+    protected: &Protected,
 ) -> Result<OwnerOutcome, ApplyError> {
     let start = Instant::now();
     let real = crate::fd::real_path(fd)
@@ -153,7 +166,7 @@ pub fn apply(
         FileType::Directory => {}
         FileType::RegularFile => {
             // A file volume: one chown, no walk, no marker.
-            refuse_system_file(&real)?;
+            refuse_system_file(&real, protected)?;
             let mut changed = 0;
             if owner != target {
                 chownat(
@@ -171,6 +184,8 @@ pub fn apply(
                 entries: 0,
                 changed,
                 mounts_skipped: 0,
+                hardlinks_skipped: 0,
+                vanished: 0,
                 elapsed: start.elapsed(),
             });
         }
@@ -181,7 +196,7 @@ pub fn apply(
             )))
         }
     }
-    if let Some(why) = walk::system_path(&real) {
+    if let Some(why) = protected.refuses(fd, &real) {
         return Err(refuse_system(&real, &why));
     }
     // xattrs need a real (not O_PATH) descriptor of the directory itself.
@@ -194,6 +209,8 @@ pub fn apply(
         entries: 0,
         changed: 0,
         mounts_skipped: 0,
+        hardlinks_skipped: 0,
+        vanished: 0,
         elapsed: Duration::ZERO,
     };
     if decision == OwnerDecision::Skip {
@@ -215,6 +232,7 @@ pub fn apply(
         uid: plan.uid,
         gid: plan.gid,
         changed: AtomicU64::new(0),
+        links: Links::default(),
     };
     let stats = walk::walk(&root, &real, threads, &visitor).map_err(|e| {
         let at = real.join(&e.path);
@@ -246,10 +264,19 @@ pub fn apply(
     }
     outcome.entries = stats.entries;
     outcome.mounts_skipped = stats.mounts_skipped;
+    outcome.vanished = stats.vanished;
+    outcome.hardlinks_skipped = visitor.links.left();
     outcome.changed = visitor.changed.into_inner();
     outcome.elapsed = start.elapsed();
+    if outcome.hardlinks_skipped > 0 {
+        warn!(
+            "{}: option U: {} hardlinked files with links outside the volume left unchanged",
+            real.display(),
+            outcome.hardlinks_skipped
+        );
+    }
     debug!(
-        "{} (opened as {}): owner {}:{}: {} entries, {} changed, {} mounts skipped, {:?}",
+        "{} (opened as {}): owner {}:{}: {} entries, {} changed, {} mounts skipped, {} hardlinked files skipped, {} vanished during the walk, {:?}",
         real.display(),
         path.display(),
         plan.uid,
@@ -257,6 +284,8 @@ pub fn apply(
         outcome.entries,
         outcome.changed,
         outcome.mounts_skipped,
+        outcome.hardlinks_skipped,
+        outcome.vanished,
         outcome.elapsed
     );
     Ok(outcome)
@@ -266,6 +295,7 @@ struct Chown {
     uid: u32,
     gid: u32,
     changed: AtomicU64,
+    links: Links,
 }
 
 impl Visitor for Chown {
@@ -276,12 +306,38 @@ impl Visitor for Chown {
         if (st.st_uid, st.st_gid) == (self.uid, self.gid) {
             return Ok(());
         }
+        if st.st_nlink > 1 && e.kind != FileType::Directory {
+            return self.hardlinked(e);
+        }
         chownat(
             e.dir,
             e.name,
             Some(Uid::from_raw(self.uid)),
             Some(Gid::from_raw(self.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        self.changed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Chown {
+    /// A file with several links: counted, and changed (through an O_PATH
+    /// fd of the very inode counted) only at the sighting of its last link.
+    fn hardlinked(&self, e: &Entry<'_>) -> std::io::Result<()> {
+        let fd = crate::fd::open_beneath(e.dir, e.name, rustix::fs::OFlags::PATH)?;
+        let st = fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory
+            || !self.links.all_seen(st.st_dev, st.st_ino, st.st_nlink)
+        {
+            return Ok(());
+        }
+        chownat(
+            &fd,
+            "",
+            Some(Uid::from_raw(self.uid)),
+            Some(Gid::from_raw(self.gid)),
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
         )?;
         self.changed.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -362,10 +418,11 @@ fn refuse_system(path: &Path, why: &str) -> ApplyError {
     .hint("use a dedicated directory as the volume, or drop option U")
 }
 
-/// A file volume directly in a system directory (`/etc/passwd`) is refused too.
-fn refuse_system_file(path: &Path) -> Result<(), ApplyError> {
+/// A file volume directly in a protected directory (`/etc/passwd`, or a
+/// file in an alias of /etc) is refused too.
+fn refuse_system_file(path: &Path, protected: &Protected) -> Result<(), ApplyError> {
     for p in [Some(path), path.parent()].into_iter().flatten() {
-        if let Some(why) = walk::system_path(p) {
+        if let Some(why) = protected.refuses_dir_path(p) {
             return Err(ApplyError::invalid(format!(
                 "option U: refusing to change the owner of {}: {why}",
                 path.display()
@@ -440,7 +497,8 @@ mod tests {
         assert_eq!(e.into_hook("volume \"/usr:/u:U\"").exit_code(), 2);
         let e = refuse_system(Path::new("/usr"), "/usr is a system path");
         assert!(e.to_string().contains("refusing"), "{e}");
-        assert!(refuse_system_file(Path::new("/etc/passwd")).is_err());
-        assert!(refuse_system_file(Path::new("/srv/app/x.conf")).is_ok());
+        let p = Protected::new(&[]);
+        assert!(refuse_system_file(Path::new("/etc/passwd"), &p).is_err());
+        assert!(refuse_system_file(Path::new("/srv/app/x.conf"), &p).is_ok());
     }
 }

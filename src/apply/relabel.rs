@@ -8,7 +8,11 @@
 //!   With SELinux disabled it is `None`: z/Z do nothing (said in the debug log).
 //! - [`relabel`] applies it: a parallel walk ([`crate::apply::walk`]) that never
 //!   follows a symlink, never enters another mount, and writes
-//!   `security.selinux` only on entries that carry another label.
+//!   `security.selinux` only on entries that carry another label. It
+//!   refuses a [`Protected`] directory (system paths and the hook's own
+//!   directories, by identity) and labels a file with several hard links
+//!   only when the walk saw all of them ([`walk::Links`]); the others keep
+//!   their label and are counted.
 //! - Restarts are O(1): after a completed walk the volume root carries the
 //!   marker [`MARKER_XATTR`] = the target context. With
 //!   `relabel = "on-change"`, a root that carries the target label and the
@@ -26,6 +30,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 use rustix::fs::XattrFlags;
 
+use crate::apply::walk::{Links, Protected};
 use crate::apply::{walk, ApplyError};
 use crate::config::RelabelPolicy;
 use crate::fd::proc_fd;
@@ -95,26 +100,36 @@ pub enum RelabelOutcome {
         stats: walk::Stats,
         /// Entries whose label was rewritten (the root included).
         changed: u64,
+        /// Files with hard links outside the volume: label left as it was.
+        hardlinks_skipped: u64,
         elapsed: Duration,
     },
 }
 
 /// Relabel the volume whose root is `fd` (any fd, O_PATH included) to
 /// `target`. `is_dir` false: a single-file volume, labelled alone. Refuses
-/// system paths. Runs in the host mount namespace, before setns: the walk's
-/// threads have exited when it returns.
+/// `protected` directories (and a file directly in one). Runs in the host
+/// mount namespace, before setns: the walk's threads have exited when it
+/// returns.
 pub fn relabel(
     fd: &OwnedFd,
     is_dir: bool,
     target: &str,
     policy: RelabelPolicy,
     threads: usize,
+    protected: &Protected,
 ) -> Result<RelabelOutcome, ApplyError> {
     let at = proc_fd(fd.as_fd());
     let real = crate::fd::real_path(fd.as_fd())
         .map_err(|e| ApplyError::sys("reading the path of the volume to relabel", e))?;
     let shown = real.display().to_string();
-    if let Some(why) = walk::system_path(&real) {
+    let refused = if is_dir {
+        protected.refuses(fd.as_fd(), &real)
+    } else {
+        real.parent()
+            .and_then(|dir| protected.refuses_dir_path(dir))
+    };
+    if let Some(why) = refused {
         return Err(
             ApplyError::unusable(format!("refusing to relabel: {why}")).hint(
                 "relabel (z/Z) only a dedicated volume directory; drop z/Z or use a sub-directory",
@@ -160,6 +175,7 @@ pub fn relabel(
         target: target.as_bytes(),
         value: &value,
         changed: AtomicU64::new(0),
+        links: Links::default(),
     };
     let stats = if is_dir {
         walk::walk(fd, &real, threads, &visitor).map_err(|e| {
@@ -192,15 +208,21 @@ pub fn relabel(
     }
     let elapsed = start.elapsed();
     let changed = visitor.changed.into_inner();
+    let hardlinks_skipped = visitor.links.left();
+    if hardlinks_skipped > 0 {
+        warn!("{shown}: relabel: {hardlinks_skipped} hardlinked files with links outside the volume left unchanged");
+    }
     info!(
-        "relabelled {shown} to {target}: {} entries, {changed} changed, {} mounts skipped, {:.1} ms",
+        "relabelled {shown} to {target}: {} entries, {changed} changed, {} mounts skipped, {hardlinks_skipped} hardlinked files skipped, {} vanished during the walk, {:.1} ms",
         stats.entries + 1,
         stats.mounts_skipped,
+        stats.vanished,
         elapsed.as_secs_f64() * 1e3
     );
     Ok(RelabelOutcome::Walked {
         stats,
         changed,
+        hardlinks_skipped,
         elapsed,
     })
 }
@@ -210,6 +232,7 @@ struct LabelVisitor<'a> {
     /// `target` with a trailing NUL, as libselinux writes it.
     value: &'a [u8],
     changed: AtomicU64,
+    links: Links,
 }
 
 impl walk::Visitor for LabelVisitor<'_> {
@@ -222,10 +245,46 @@ impl walk::Visitor for LabelVisitor<'_> {
             Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::RANGE) => false,
             Err(err) => return Err(err.into()),
         };
-        if !same {
-            rustix::fs::lsetxattr(e.name, SELINUX_XATTR, self.value, XattrFlags::empty())?;
-            self.changed.fetch_add(1, Ordering::Relaxed);
+        if same {
+            return Ok(());
         }
+        if e.kind != rustix::fs::FileType::Directory && rustix::fs::lstat(e.name)?.st_nlink > 1 {
+            return self.hardlinked(e);
+        }
+        rustix::fs::lsetxattr(e.name, SELINUX_XATTR, self.value, XattrFlags::empty())?;
+        self.changed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl LabelVisitor<'_> {
+    /// A file with several links: counted, and labelled (through an O_PATH
+    /// fd of the very inode counted) only at the sighting of its last link.
+    fn hardlinked(&self, e: &walk::Entry<'_>) -> io::Result<()> {
+        use rustix::fs::FileType;
+        let fd = crate::fd::open_beneath(e.dir, e.name, rustix::fs::OFlags::PATH)?;
+        let st = rustix::fs::fstat(&fd)?;
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::Directory || !self.links.all_seen(st.st_dev, st.st_ino, st.st_nlink) {
+            return Ok(());
+        }
+        if kind == FileType::Symlink {
+            // /proc/self/fd/N would lead through the link: the bare name
+            // (the worker's cwd is the entry's directory), checked again.
+            let again = rustix::fs::lstat(e.name)?;
+            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+                return Ok(());
+            }
+            rustix::fs::lsetxattr(e.name, SELINUX_XATTR, self.value, XattrFlags::empty())?;
+        } else {
+            rustix::fs::setxattr(
+                proc_fd(fd.as_fd()),
+                SELINUX_XATTR,
+                self.value,
+                XattrFlags::empty(),
+            )?;
+        }
+        self.changed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

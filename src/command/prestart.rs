@@ -70,7 +70,11 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         }
         records.write(&record)?;
     }
-    match apply::attach(checked) {
+    let protected = apply::Protected::new(&[
+        ("volumes_root", &config.volumes_root),
+        ("state_dir", &config.state_dir),
+    ]);
+    match apply::attach(checked, &protected) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
                 v.source = source.path;

@@ -36,8 +36,15 @@ pub fn run(
     };
     let threads = threads.unwrap_or_else(walk::default_threads);
     let start = std::time::Instant::now();
-    let outcome = relabel::relabel(&fd, is_dir, context, policy, threads)
-        .map_err(|e| e.into_hook(&subject))?;
+    let outcome = relabel::relabel(
+        &fd,
+        is_dir,
+        context,
+        policy,
+        threads,
+        &walk::Protected::new(&[]),
+    )
+    .map_err(|e| e.into_hook(&subject))?;
     let secs = start.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     let line = match outcome {
@@ -46,8 +53,13 @@ pub fn run(
             path.display(),
             secs * 1e3
         ),
-        RelabelOutcome::Walked { stats, changed, .. } => format!(
-            "relabelled {} to {context}: {} entries, {changed} changed, {} mounts skipped, {threads} threads, {:.3} s, {:.0} entries/s",
+        RelabelOutcome::Walked {
+            stats,
+            changed,
+            hardlinks_skipped,
+            ..
+        } => format!(
+            "relabelled {} to {context}: {} entries, {changed} changed, {} mounts skipped, {hardlinks_skipped} hardlinked files with links outside left unchanged, {threads} threads, {:.3} s, {:.0} entries/s",
             path.display(),
             stats.entries + 1,
             stats.mounts_skipped,
