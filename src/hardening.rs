@@ -52,10 +52,13 @@ pub enum CapProfile {
     Attach,
     /// Read records, volumes and their xattrs (trusted.* needs SYS_ADMIN).
     Inspect,
-    /// The `nspawn` launcher: Attach's capabilities (it prepares the volumes
-    /// and mounts and unmounts its per-run mounts until it exits), while the
-    /// bounding set is left whole: systemd-nspawn, exec'd as root, gets its
-    /// capabilities from the bounding set and needs most of them.
+    /// The `nspawn` launcher: Attach's capabilities are the effective ones
+    /// (it prepares the volumes, mounts and unmounts its per-run mounts
+    /// until it exits). The permitted and bounding sets are left whole:
+    /// systemd-nspawn, exec'd as root, gets its capabilities from them and
+    /// needs most of them; and an exec that gains permitted capabilities
+    /// clears the parent-death signal (commit_creds), which must survive
+    /// so that nspawn stops when the launcher is killed.
     Launch,
 }
 
@@ -106,6 +109,8 @@ pub fn drop_capabilities(profile: CapProfile) -> Result<(), caps::errors::CapsEr
     caps::clear(None, CapSet::Ambient).ok();
     caps::clear(None, CapSet::Inheritable)?;
     caps::set(None, CapSet::Effective, &keep)?;
-    caps::set(None, CapSet::Permitted, &keep)?;
+    if profile != CapProfile::Launch {
+        caps::set(None, CapSet::Permitted, &keep)?;
+    }
     Ok(())
 }

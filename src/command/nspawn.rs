@@ -317,7 +317,7 @@ fn supervise(mut child: Child, signals: &Signals) -> u8 {
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
     loop {
         for sig in signals.pending() {
-            debug!("forwarding signal {} to systemd-nspawn", sig.as_raw());
+            info!("forwarding signal {} to systemd-nspawn", sig.as_raw());
             if let Err(e) = rustix::process::kill_process(pid, sig) {
                 warn!("forward signal {} to systemd-nspawn: {e}", sig.as_raw());
             }
