@@ -75,6 +75,29 @@ pub enum Command {
         #[arg(long, global = true)]
         size: bool,
     },
+    /// Run systemd-nspawn with volumes: check and prepare them as prestart
+    /// does, hand them to nspawn as --bind/--bind-ro, release them when it exits
+    #[command(
+        long_about = "Run /usr/bin/systemd-nspawn with volumes. Each --volume SPEC uses the \
+            annotation grammar (SOURCE:DEST[:OPTIONS], several joined by ';'); the volumes are \
+            checked, claimed and prepared as prestart does, mounted under \
+            state_dir/nspawn/MACHINE/ and handed to nspawn as --bind= or --bind-ro=. \
+            NSPAWN-ARGS (after --) go to nspawn unchanged. The launcher forwards SIGINT, \
+            SIGTERM and SIGHUP to nspawn, releases the volumes when it exits and exits \
+            with its status (128+N when it was killed by signal N)."
+    )]
+    Nspawn {
+        /// A volume, as in the annotation: SOURCE:DEST[:OPTIONS] (repeatable; ';' joins several)
+        #[arg(long = "volume", short = 'v', value_name = "SPEC", required = true)]
+        volumes: Vec<String>,
+        /// systemd-nspawn's own arguments (-D DIR, -M NAME, the command, ...)
+        #[arg(
+            value_name = "NSPAWN-ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -108,6 +131,11 @@ impl Command {
     pub fn is_hook(&self) -> bool {
         matches!(self, Command::Prestart | Command::Poststop)
     }
+
+    /// Does the verb run another program (then no_new_privs is not set)?
+    pub fn runs_a_program(&self) -> bool {
+        matches!(self, Command::Nspawn { .. })
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +167,54 @@ mod tests {
                 .is_err()
         );
         assert!(Cli::try_parse_from(["x", "start"]).is_err());
+    }
+
+    fn nspawn(args: &[&str]) -> (Option<PathBuf>, Vec<String>, Vec<String>) {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Nspawn { volumes, args } => (
+                cli.config,
+                volumes,
+                args.iter()
+                    .map(|a| a.to_str().unwrap().to_string())
+                    .collect(),
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nspawn_arguments() {
+        let (config, volumes, args) = nspawn(&[
+            "x",
+            "--config",
+            "/c",
+            "nspawn",
+            "--volume",
+            "a:/a",
+            "-v",
+            "b:/b:ro;c:/c",
+            "--",
+            "-D",
+            "/m/app",
+            "--config",
+            "sh",
+            "-c",
+            "echo",
+        ]);
+        assert_eq!(config.as_deref(), Some(std::path::Path::new("/c")));
+        assert_eq!(volumes, ["a:/a", "b:/b:ro;c:/c"]);
+        // Everything after -- is nspawn's, even our own option names.
+        assert_eq!(args, ["-D", "/m/app", "--config", "sh", "-c", "echo"]);
+        // Without --, nspawn's arguments start at the first unknown one.
+        let (_, volumes, args) = nspawn(&["x", "nspawn", "--volume=a:/a", "-D", "/m/app", "-b"]);
+        assert_eq!(volumes, ["a:/a"]);
+        assert_eq!(args, ["-D", "/m/app", "-b"]);
+        let (_, _, args) = nspawn(&["x", "nspawn", "--volume", "a:/a"]);
+        assert!(args.is_empty());
+        // At least one volume.
+        assert!(Cli::try_parse_from(["x", "nspawn", "--", "-D", "/m"]).is_err());
+        let cli = Cli::try_parse_from(["x", "nspawn", "-v", "a:/a"]).unwrap();
+        assert!(cli.command.runs_a_program() && !cli.command.is_hook());
     }
 }

@@ -3,21 +3,34 @@
 //! us are all hostile (CVE-2025-23266: an image's LD_PRELOAD reached a
 //! privileged hook; CVE-2024-21626: a leaked fd).
 
+use std::ffi::OsString;
 use std::io;
 
 use crate::sys;
 
-/// Close inherited fds, empty the environment, set a umask and
-/// no_new_privs. Call first thing in `main`, while single-threaded.
-pub fn harden_early() -> io::Result<()> {
+/// Close inherited fds, empty the environment and set a umask. Call first
+/// thing in `main`, while single-threaded, then [`no_new_privs`]. Returns
+/// the environment it emptied, for the one verb that hands it on to the
+/// program it runs (`nspawn`); nothing else reads it.
+pub fn harden_early() -> io::Result<Vec<(OsString, OsString)>> {
     sys::close_inherited_fds()?;
-    for (key, _) in std::env::vars_os() {
+    let caller_env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    for (key, _) in &caller_env {
         std::env::remove_var(key);
     }
     // Nothing is exec'd, but no helper must ever be looked up through a PATH
     // the runtime or an image chose.
     std::env::set_var("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    Ok(caller_env)
+}
+
+/// Set no_new_privs: nothing this process runs can gain privileges. Every
+/// verb but `nspawn` sets it right after parsing its command line;
+/// `nspawn` does not, as the flag would be inherited by systemd-nspawn and
+/// by everything in the machine (whose setuid programs would then stop
+/// working).
+pub fn no_new_privs() -> io::Result<()> {
     rustix::thread::set_no_new_privs(true)?;
     Ok(())
 }
@@ -39,6 +52,14 @@ pub enum CapProfile {
     Attach,
     /// Read records, volumes and their xattrs (trusted.* needs SYS_ADMIN).
     Inspect,
+    /// The `nspawn` launcher: Attach's capabilities are the effective ones
+    /// (it prepares the volumes, mounts and unmounts its per-run mounts
+    /// until it exits). The permitted and bounding sets are left whole:
+    /// systemd-nspawn, exec'd as root, gets its capabilities from them and
+    /// needs most of them; and an exec that gains permitted capabilities
+    /// clears the parent-death signal (commit_creds), which must survive
+    /// so that nspawn stops when the launcher is killed.
+    Launch,
 }
 
 /// Keep only the capabilities `profile` allows: the effective, permitted and
@@ -47,7 +68,7 @@ pub enum CapProfile {
 pub fn drop_capabilities(profile: CapProfile) -> Result<(), caps::errors::CapsError> {
     use caps::{CapSet, Capability as C, CapsHashSet};
     let wanted: &[C] = match profile {
-        CapProfile::Attach => &[
+        CapProfile::Attach | CapProfile::Launch => &[
             C::CAP_SYS_ADMIN,
             C::CAP_SYS_CHROOT,
             C::CAP_SYS_PTRACE,
@@ -73,7 +94,12 @@ pub fn drop_capabilities(profile: CapProfile) -> Result<(), caps::errors::CapsEr
         .copied()
         .filter(|c| permitted.contains(c))
         .collect();
-    for cap in caps::read(None, CapSet::Bounding)? {
+    let bounding = if profile == CapProfile::Launch {
+        CapsHashSet::new()
+    } else {
+        caps::read(None, CapSet::Bounding)?
+    };
+    for cap in bounding {
         if !keep.contains(&cap) {
             // Needs CAP_SETPCAP; without it the bounding set stays as it is
             // (no_new_privs already stops gaining privileges through exec).
@@ -83,6 +109,8 @@ pub fn drop_capabilities(profile: CapProfile) -> Result<(), caps::errors::CapsEr
     caps::clear(None, CapSet::Ambient).ok();
     caps::clear(None, CapSet::Inheritable)?;
     caps::set(None, CapSet::Effective, &keep)?;
-    caps::set(None, CapSet::Permitted, &keep)?;
+    if profile != CapProfile::Launch {
+        caps::set(None, CapSet::Permitted, &keep)?;
+    }
     Ok(())
 }

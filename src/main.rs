@@ -10,17 +10,26 @@ use oci_volume_hook::{command, hardening, logging};
 fn main() -> ExitCode {
     let hardened = hardening::harden_early();
     let cli = Cli::parse();
+    let hardened = hardened.and_then(|env| {
+        if !cli.command.runs_a_program() {
+            hardening::no_new_privs()?;
+        }
+        Ok(env)
+    });
     logging::init(
         cli.log_level.unwrap_or(::log::LevelFilter::Info),
         cli.command.is_hook(),
     );
-    if let Err(e) = hardened {
-        ::log::error!("hook failed: process hardening: {e}");
-        return ExitCode::from(1);
-    }
+    let caller_env = match hardened {
+        Ok(env) => env,
+        Err(e) => {
+            ::log::error!("hook failed: process hardening: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let quiet_check = matches!(cli.command, oci_volume_hook::cli::Command::Check { .. });
-    match command::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    match command::run(cli, caller_env) {
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             // check already printed its report; its exit code says the rest.
             if !(quiet_check && e.subject == "check" && e.why == "see the report above") {

@@ -143,3 +143,26 @@ pub fn fork_child(child: impl FnOnce() -> i32) -> io::Result<rustix::process::Pi
             .ok_or_else(|| io::Error::other("fork returned an invalid pid")),
     }
 }
+
+/// Have the child that `cmd` spawns receive `signal` when this process dies
+/// (`PR_SET_PDEATHSIG`), and not start at all when its parent is already
+/// gone by then (its parent is no longer `parent`).
+pub fn die_with_parent(
+    cmd: &mut std::process::Command,
+    parent: rustix::process::Pid,
+    signal: rustix::process::Signal,
+) {
+    use std::os::unix::process::CommandExt;
+    let hook = move || -> io::Result<()> {
+        rustix::process::set_parent_process_death_signal(Some(signal))?;
+        if rustix::process::getppid() != Some(parent) {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs in the forked child between fork and exec.
+    // It makes two system calls through rustix (prctl, getppid), which are
+    // async-signal-safe, allocates nothing (the error is a raw OS error) and
+    // takes no lock, so no state of the parent's other threads is touched.
+    unsafe { cmd.pre_exec(hook) };
+}

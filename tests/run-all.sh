@@ -7,6 +7,7 @@
 #   fuzz     a short smoke run of each fuzz target (when cargo-fuzz is usable)
 #   e2e      real runc, crun, podman, kube play (tests/e2e/run.sh)
 #   docker   private dockerd + containerd through oci-volume-runtime; ctr (tests/docker/run.sh)
+#   nspawn   systemd-nspawn through `oci-volume-hook nspawn` (tests/nspawn/run.sh)
 #   pkg      .deb built, installed, used by podman, removed; RPM built (tests/pkg/run.sh)
 #   vm       SELinux-enforcing guest under qemu: labels, NFS (tests/vm/run.sh)
 #
@@ -24,7 +25,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-ALL=(lint cargo fuzz e2e docker pkg vm)
+ALL=(lint cargo fuzz e2e nspawn docker pkg vm)
 if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=("${ALL[@]}"); fi
 
 passed=() failed=()
@@ -57,6 +58,10 @@ suite_fuzz() {
 }
 
 suite_e2e() { ./tests/install-deps.sh && ./tests/e2e/run.sh; }
+suite_nspawn() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 systemd-container busybox-static >/dev/null &&
+        ./tests/nspawn/run.sh
+}
 suite_docker() { ./tests/docker/run.sh; }
 suite_pkg() { ./tests/pkg/run.sh; }
 suite_vm() { ./tests/vm/run.sh; }

@@ -15,6 +15,7 @@ pub mod owner;
 pub mod relabel;
 pub(crate) mod rootfs;
 pub(crate) mod source;
+pub(crate) mod staging;
 pub(crate) mod walk;
 
 pub use walk::Protected;

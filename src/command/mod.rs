@@ -3,12 +3,14 @@
 //! every error into the one user-facing [`HookError`].
 
 mod check;
+mod nspawn;
 mod poststop;
 mod prestart;
 mod relabel;
 mod volumes;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -21,16 +23,49 @@ use crate::hardening::CapProfile;
 use crate::input::bundle::Bundle;
 use crate::input::state::State;
 
-pub fn run(cli: Cli) -> Result<(), HookError> {
+/// Run a verb; `Ok` carries the exit status (0 except for `nspawn`, which
+/// exits with systemd-nspawn's). `caller_env` is the environment the
+/// process was started with, handed to systemd-nspawn only.
+pub fn run(cli: Cli, caller_env: Vec<(OsString, OsString)>) -> Result<u8, HookError> {
     let config_path = cli.config.as_deref().map(absolute).transpose()?;
     match cli.command {
+        Command::Nspawn { volumes, args } => {
+            crate::logging::set_stage("nspawn");
+            // nspawn resolves a relative --directory (and, without one,
+            // takes the machine) from the caller's working directory: it
+            // gets it back; the launcher itself works from /.
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            crate::hardening::leave_cwd()
+                .map_err(|e| HookError::failed("nspawn", format!("chdir /: {e}")))?;
+            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            drop_caps(CapProfile::Launch)?;
+            nspawn::run(
+                &config,
+                &volumes,
+                nspawn::Launch {
+                    args,
+                    cwd,
+                    env: caller_env,
+                },
+            )
+        }
+        command => run_verb(command, config_path.as_deref(), cli.log_level).map(|()| 0),
+    }
+}
+
+fn run_verb(
+    command: Command,
+    config_path: Option<&std::path::Path>,
+    log_level: Option<log::LevelFilter>,
+) -> Result<(), HookError> {
+    match command {
         Command::Prestart => {
             crate::logging::set_stage("prestart");
             let state = State::read_from(std::io::stdin().lock())?;
             crate::logging::set_container(&state.id);
             crate::hardening::leave_cwd()
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
-            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            let config = load_config(config_path, log_level)?;
             drop_caps(CapProfile::Attach)?;
             prestart::run(&config, &state)
         }
@@ -42,7 +77,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
             // Teardown never fails for a broken config: fall back to the
             // defaults to find the record, and say so.
-            let config = load_config(config_path.as_deref(), cli.log_level).unwrap_or_else(|e| {
+            let config = load_config(config_path, log_level).unwrap_or_else(|e| {
                 log::warn!("{e}; using the default state_dir to release the container");
                 Config::default()
             });
@@ -58,7 +93,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             format,
         } => {
             let bundle = absolute(&bundle)?;
-            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            let config = load_config(config_path, log_level)?;
             drop_caps(CapProfile::Inspect)?;
             check::run(&config, &bundle, &annotations, format)
         }
@@ -68,7 +103,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             always,
             threads,
         } => {
-            load_config(config_path.as_deref(), cli.log_level)?;
+            load_config(config_path, log_level)?;
             // As prestart: trusted.* xattrs need CAP_SYS_ADMIN, labels on
             // others' files CAP_FOWNER.
             drop_caps(CapProfile::Attach)?;
@@ -79,7 +114,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             format,
             size,
         } => {
-            let config = load_config(config_path.as_deref(), cli.log_level)?;
+            let config = load_config(config_path, log_level)?;
             drop_caps(CapProfile::Inspect)?;
             match command {
                 None => volumes::list(&config, format, size),
@@ -88,6 +123,8 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
                 }
             }
         }
+        // Dispatched by `run`, which keeps its exit status.
+        Command::Nspawn { .. } => Err(HookError::failed("nspawn", "not a verb without a status")),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "oci-volume-hook", &mut out);

@@ -4,5 +4,6 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod nspawn;
 pub(crate) mod selinux;
 pub mod state;
