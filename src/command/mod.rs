@@ -134,6 +134,15 @@ fn run_verb(
     }
 }
 
+/// The directories no U, z or Z walk may change: system paths, and the
+/// hook's own `volumes_root` and `state_dir` with every directory above.
+fn protected(config: &Config) -> crate::apply::Protected {
+    crate::apply::Protected::new(&[
+        ("volumes_root", &config.volumes_root),
+        ("state_dir", &config.state_dir),
+    ])
+}
+
 fn drop_caps(profile: CapProfile) -> Result<(), HookError> {
     crate::hardening::drop_capabilities(profile)
         .map_err(|e| HookError::failed("hook", format!("dropping capabilities: {e}")))

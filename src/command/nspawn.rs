@@ -154,7 +154,7 @@ pub fn run(config: &Config, specs: &[String], launch: Launch) -> Result<u8, Hook
     };
     let run_dir = base.join(&machine);
 
-    let staged = match stage(sources, &base, &machine) {
+    let staged = match stage(sources, &super::protected(config), &base, &machine) {
         Ok(s) => s,
         Err(e) => {
             release(&records, &machine, &run_dir);
@@ -202,10 +202,11 @@ pub fn run(config: &Config, specs: &[String], launch: Launch) -> Result<u8, Hook
 /// Prepare every volume and attach it under `run_dir`, in plan order.
 fn stage(
     sources: apply::Sources<'_>,
+    protected: &apply::Protected,
     base: &Path,
     machine: &str,
 ) -> Result<Vec<(Staged, apply::SourceKey)>, HookError> {
-    let prepared = sources.prepare().map_err(HookError::from)?;
+    let prepared = sources.prepare(protected).map_err(HookError::from)?;
     let run_dir = &staging::run_dir(base, machine).map_err(|e| {
         HookError::failed(
             "state_dir",

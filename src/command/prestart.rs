@@ -70,11 +70,7 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         }
         records.write(&record)?;
     }
-    let protected = apply::Protected::new(&[
-        ("volumes_root", &config.volumes_root),
-        ("state_dir", &config.state_dir),
-    ]);
-    match apply::attach(checked, &protected) {
+    match apply::attach(checked, &super::protected(config)) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
                 v.source = source.path;
