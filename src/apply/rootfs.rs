@@ -343,3 +343,155 @@ fn kind_name(kind: rustix::fs::FileType) -> &'static str {
         _ => "special file",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn image() -> (tempfile::TempDir, RootFs) {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["run", "var", "etc", "proc"] {
+            std::fs::create_dir(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("etc/motd"), "hi").unwrap();
+        symlink("/run", r.join("var/run")).unwrap();
+        symlink("../run", r.join("var/run2")).unwrap();
+        symlink("/run/lock", r.join("var/lock")).unwrap();
+        symlink(
+            "../../../../../../../../../../tmp/nowhere-ovh",
+            r.join("rel"),
+        )
+        .unwrap();
+        symlink("/", r.join("up")).unwrap();
+        symlink("/proc", r.join("p")).unwrap();
+        symlink("/etc/motd", r.join("motd")).unwrap();
+        let rootfs = RootFs::open(r).unwrap();
+        (t, rootfs)
+    }
+
+    fn look(rootfs: &RootFs, dest: &str) -> (DestState, Option<String>) {
+        let d = rootfs.inspect(Path::new(dest));
+        (d.state, d.resolved.map(|p| p.display().to_string()))
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let (_t, r) = image();
+        let missing = |p: &str| (DestState::Missing, Some(p.to_string()));
+        assert_eq!(look(&r, "/var/run/app"), missing("/run/app"));
+        assert_eq!(look(&r, "/var/run2/app/x"), missing("/run/app/x"));
+        assert_eq!(
+            look(&r, "/var/run"),
+            (DestState::Directory, Some("/run".into()))
+        );
+        assert_eq!(
+            look(&r, "/up/etc"),
+            (DestState::Directory, Some("/etc".into()))
+        );
+        assert_eq!(
+            look(&r, "/motd"),
+            (DestState::File, Some("/etc/motd".into()))
+        );
+        assert_eq!(look(&r, "/new/dir"), missing("/new/dir"));
+        assert_eq!(
+            r.check_dest(Path::new("/var/run/app"), true).unwrap(),
+            PathBuf::from("/run/app")
+        );
+        assert_eq!(
+            shown(Path::new("/var/run/app"), Some(Path::new("/run/app"))),
+            "/var/run/app → /run/app"
+        );
+        assert_eq!(shown(Path::new("/a"), Some(Path::new("/a"))), "/a");
+    }
+
+    #[test]
+    fn dangling_symlinks_are_named_and_refused() {
+        let (t, r) = image();
+        let (state, _) = look(&r, "/var/lock/app");
+        assert_eq!(
+            state,
+            DestState::Dangling("/var/lock".into(), "/run/lock".into())
+        );
+        let e = r
+            .check_dest(Path::new("/var/lock/app"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "/var/lock is a symlink in the image to /run/lock, which does not exist there"
+            ),
+            "{e}"
+        );
+        // A relative link climbing out is the root's /tmp/…: dangling there.
+        let (state, _) = look(&r, "/rel/x");
+        assert!(
+            matches!(state, DestState::Dangling(ref l, _) if l == Path::new("/rel")),
+            "{state:?}"
+        );
+        assert!(r.prepare_dest(Path::new("/rel/x"), true).is_err());
+        assert!(r.prepare_dest(Path::new("/var/lock/app"), true).is_err());
+        assert!(
+            !t.path().join("run/lock").exists(),
+            "nothing made through the link"
+        );
+        assert!(!t.path().join("tmp").exists());
+        assert!(
+            !Path::new("/tmp/nowhere-ovh").exists(),
+            "nothing on the host"
+        );
+    }
+
+    #[test]
+    fn reserved_resolutions_are_refused() {
+        let (_t, r) = image();
+        let e = r
+            .check_dest(Path::new("/up"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/up → /") && e.contains("container's root"),
+            "{e}"
+        );
+        let e = r
+            .check_dest(Path::new("/p/x"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/p/x → /proc/x") && e.contains("/proc, which the runtime owns"),
+            "{e}"
+        );
+        assert_eq!(
+            reserved(Path::new("/")),
+            Some("the container's root \"/\"".into())
+        );
+        assert!(reserved(Path::new("/devices")).is_none());
+        assert!(reserved(Path::new("/sys/x")).is_some());
+    }
+
+    #[test]
+    fn prepare_creates_below_the_resolved_directory() {
+        let (t, r) = image();
+        let (_h, at) = r.prepare_dest(Path::new("/var/run/app/sub"), true).unwrap();
+        assert_eq!(at, PathBuf::from("/run/app/sub"));
+        assert!(t.path().join("run/app/sub").is_dir());
+        assert!(
+            t.path().join("var/run").is_symlink(),
+            "the link is left alone"
+        );
+        let (_h, at) = r.prepare_dest(Path::new("/var/run2/f"), false).unwrap();
+        assert_eq!(at, PathBuf::from("/run/f"));
+        assert!(t.path().join("run/f").is_file());
+        let (_h, at) = r.prepare_dest(Path::new("/motd"), false).unwrap();
+        assert_eq!(at, PathBuf::from("/etc/motd"));
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("etc/motd")).unwrap(),
+            "hi"
+        );
+        assert!(
+            r.prepare_dest(Path::new("/motd"), true).is_err(),
+            "a file for a directory"
+        );
+    }
+}
