@@ -298,6 +298,17 @@ fn check_reports_and_exits_by_worst_decision() {
         r.stdout
     );
     assert!(!b.join("rootfs/etc/x").exists(), "check creates nothing");
+    // The podman-4-safe option separator, in check too.
+    let r = with("a:/data:ro+nosuid");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("options:     ro,nosuid,nodev,exec"),
+        "{}",
+        r.stdout
+    );
+    let r = with("a:/data:ro+zap");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stdout.contains("separated by +"), "{}", r.stdout);
     assert!(!s.path().join("vols").exists(), "check changes nothing");
 }
 
