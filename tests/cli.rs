@@ -252,13 +252,63 @@ fn check_reports_and_exits_by_worst_decision() {
         ],
         b"",
     );
-    assert_eq!(r.code, 1);
+    // The rootfs has no /etc: a dangling symlink, refused.
+    assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("/evil is a symlink in the image (-> /etc)"),
+            .contains("/evil is a symlink in the image to /etc, which does not exist there"),
         "{}",
         r.stdout
     );
+    assert!(r.stdout.contains("dangling"), "{}", r.stdout);
+    // With /etc in the rootfs, it is followed inside the rootfs, as runc
+    // and crun follow it; the report shows where the volume lands.
+    std::fs::create_dir(b.join("rootfs/etc")).unwrap();
+    let with = |ann: &str| {
+        run(
+            &[
+                "--config",
+                c,
+                "check",
+                "--bundle",
+                bs,
+                "--annotation",
+                &format!("oci-volume-hook/volumes={ann}"),
+            ],
+            b"",
+        )
+    };
+    let r = with("a:/evil/x");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("destination: /evil/x → /etc/x"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("would be created in the rootfs"),
+        "{}",
+        r.stdout
+    );
+    let r = with("a:/evil");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("destination: /evil → /etc"),
+        "{}",
+        r.stdout
+    );
+    assert!(!b.join("rootfs/etc/x").exists(), "check creates nothing");
+    // The podman-4-safe option separator, in check too.
+    let r = with("a:/data:ro+nosuid");
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("options:     ro,nosuid,nodev,exec"),
+        "{}",
+        r.stdout
+    );
+    let r = with("a:/data:ro+zap");
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stdout.contains("separated by +"), "{}", r.stdout);
     assert!(!s.path().join("vols").exists(), "check changes nothing");
 }
 

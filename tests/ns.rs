@@ -63,9 +63,19 @@ fn attaches_into_the_container_namespace_only() {
     assert!(!s.path().join("run/containers/ns1.json").exists());
 }
 
+/// The host's /etc as a listing of names, to compare before and after.
+fn host_etc() -> Vec<std::ffi::OsString> {
+    let mut v: Vec<_> = std::fs::read_dir("/etc")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn symlinks_in_the_image_are_refused_and_the_host_is_unchanged() {
-    if !need_root("symlinks_in_the_image_are_refused_and_the_host_is_unchanged") {
+fn symlinks_in_the_image_resolve_inside_the_rootfs_and_the_host_is_unchanged() {
+    if !need_root("symlinks_in_the_image_resolve_inside_the_rootfs_and_the_host_is_unchanged") {
         return;
     }
     let s = Scratch::new();
@@ -73,34 +83,129 @@ fn symlinks_in_the_image_are_refused_and_the_host_is_unchanged() {
     let b = s.bundle("b", None);
     let root = b.join("rootfs");
     let escape = s.path().join("escape");
-    std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
-    std::os::unix::fs::symlink(
-        "../../../../../../../../../..".to_string() + escape.to_str().unwrap(),
-        root.join("rel"),
-    )
-    .unwrap();
-    std::fs::create_dir(root.join("dir")).unwrap();
-    std::os::unix::fs::symlink("/", root.join("dir/up")).unwrap();
-    let c = Container::start();
-    for (dest, link) in [
-        ("/abs", "/abs"),
-        ("/abs/x", "/abs"),
-        ("/rel/x/y", "/rel"),
-        ("/dir/up/tmp", "/dir/up"),
+    let sym =
+        |target: &str, link: &str| std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+    for d in ["etc", "run", "tmp", "dir", "var", "proc"] {
+        std::fs::create_dir(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("etc/hostname"), "rootfs-etc\n").unwrap();
+    sym("/etc", "abs");
+    sym(
+        &("../../../../../../../../../..".to_string() + escape.to_str().unwrap()),
+        "rel",
+    );
+    sym("/", "dir/up");
+    sym("/run", "var/run");
+    sym("../run", "var/run2");
+    sym("/run/lock", "var/lock");
+    sym("/", "myself");
+    sym("/proc", "p");
+    let etc_before = host_etc();
+    let host_mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounted_at = |c: &Container, p: &Path| c.mounts().iter().any(|(m, _)| m == p);
+
+    // Followed inside the rootfs: absolute (to the container's own /etc,
+    // never the host's), through a parent, to "/" of the rootfs, relative.
+    for (i, (dest, at)) in [
+        ("/abs", "etc"),
+        ("/abs/x", "etc/x"),
+        ("/dir/up/tmp", "tmp"),
+        ("/var/run/app", "run/app"),
+        ("/var/run2/app2", "run/app2"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = Container::start();
+        let id = format!("follow{i}");
+        let r = prestart(&cfg, &id, &b, c.pid(), &format!("v{i}:{dest}"));
+        assert_eq!(r.code, 0, "{dest}: {}", r.stderr);
+        assert!(
+            mounted_at(&c, &root.join(at)),
+            "{dest}: mounted at ROOTFS/{at} in the container's namespace: {:?}",
+            c.mounts()
+        );
+        assert!(
+            c.mounts()
+                .iter()
+                .all(|(m, _)| m.starts_with(&root) || !m.ends_with(at)),
+            "{dest}: nothing mounted outside the rootfs"
+        );
+        let _ = run(
+            &["--config", cfg.to_str().unwrap(), "poststop"],
+            &state(&id, &b, None, None),
+        );
+    }
+    assert!(
+        root.join("etc/x").is_dir(),
+        "/abs/x made in the rootfs's /etc"
+    );
+    assert!(root.join("run/app").is_dir() && root.join("run/app2").is_dir());
+    assert!(
+        root.join("var/run").is_symlink(),
+        "the image's symlink is left alone"
+    );
+
+    // Refused: dangling symlinks (absolute-and-out-of-the-rootfs, or just
+    // missing), the container's root, /proc of the rootfs.
+    for (dest, words) in [
+        (
+            "/rel/x/y",
+            vec!["/rel is a symlink in the image to ../../", "does not exist"],
+        ),
+        (
+            "/var/lock/app",
+            vec![
+                "/var/lock is a symlink in the image to /run/lock",
+                "dangling",
+            ],
+        ),
+        ("/myself", vec!["/myself → /", "container's root"]),
+        (
+            "/p/x",
+            vec!["/p/x → /proc/x", "/proc, which the runtime owns"],
+        ),
     ] {
+        let c = Container::start();
         let r = prestart(&cfg, "ns2", &b, c.pid(), &format!("v:{dest}"));
         assert_eq!(r.code, 1, "{dest}: {}", r.stderr);
-        assert_one_line(&r, "ns2", &format!("{link} is a symlink in the image"));
+        for w in words {
+            assert_one_line(&r, "ns2", w);
+        }
+        assert!(
+            c.mounts().iter().all(|(m, _)| !m.starts_with(&root)),
+            "{dest}: nothing mounted"
+        );
+        assert!(
+            !s.path().join("run/containers/ns2.json").exists(),
+            "no record for a failed start"
+        );
     }
+    // Nothing made through a dangling symlink, in the rootfs or outside.
     assert!(!escape.exists(), "created outside the rootfs");
-    assert!(!Path::new("/etc/x").exists());
     assert!(
-        c.mounts().iter().all(|(m, _)| !m.starts_with(&root)),
-        "nothing mounted"
+        !root.join(escape.strip_prefix("/").unwrap()).exists(),
+        "created through the dangling symlink inside the rootfs"
     );
+    assert!(!root.join("run/lock").exists(), "created through /var/lock");
+    assert!(!root.join("proc/x").exists());
+    // The host is unchanged: its /etc, and no mount of ours in its namespace.
+    assert_eq!(host_etc(), etc_before, "the host's /etc listing");
+    assert!(!Path::new("/etc/x").exists());
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !s.path().join("run/containers/ns2.json").exists(),
-        "no record for a failed start"
+        !host_mounts.contains(root.to_str().unwrap()),
+        "mount leaked to the host"
+    );
+    let etc_mounts = |m: &str| {
+        m.lines()
+            .filter(|l| l.split(' ').nth(4) == Some("/etc"))
+            .count()
+    };
+    assert_eq!(
+        etc_mounts(&host_mounts),
+        etc_mounts(&host_mounts_before),
+        "nothing mounted on the host's /etc"
     );
 }
 
@@ -121,6 +226,10 @@ fn symlink_exchange_race_never_escapes() {
     std::fs::create_dir(&outside).unwrap();
     std::fs::create_dir(root.join("swap")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("swap-link")).unwrap();
+    // Followed inside the rootfs, the symlink names ROOTFS/<outside>: on
+    // odd iterations that exists (the hook may attach there, inside the
+    // rootfs), on even ones it does not (a dangling symlink: refused).
+    let mirror = root.join(outside.strip_prefix("/").unwrap());
     // The attacker: exchange /swap (a directory) and /swap-link (a symlink
     // out of the rootfs) as fast as it can.
     let stop = Arc::new(AtomicBool::new(false));
@@ -151,6 +260,9 @@ fn symlink_exchange_race_never_escapes() {
     };
     let (mut attached, mut refused, mut escapes) = (0, 0, 0);
     for i in 0..iterations {
+        if i % 2 == 1 {
+            std::fs::create_dir_all(&mirror).unwrap();
+        }
         let c = Container::start();
         let r = prestart(&cfg, &format!("race{i}"), &b, c.pid(), "v:/swap/sub");
         match r.code {
@@ -167,6 +279,15 @@ fn symlink_exchange_race_never_escapes() {
         if outside.join("sub").exists() {
             escapes += 1;
             std::fs::remove_dir(outside.join("sub")).ok();
+        }
+        if i % 2 == 0 && mirror.exists() {
+            // Never created through the dangling symlink.
+            escapes += 1;
+        }
+        drop(c);
+        if mirror.exists() {
+            std::fs::remove_dir(mirror.join("sub")).ok();
+            std::fs::remove_dir(&mirror).unwrap();
         }
         let _ = run(
             &["--config", cfg.to_str().unwrap(), "poststop"],

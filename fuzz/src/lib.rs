@@ -135,6 +135,11 @@ pub fn check_request(r: &VolumeRequest) {
     let again = annotations::parse_spec(&format!("v:/d:{list}"))
         .unwrap_or_else(|e| panic!("to_list {list:?} does not re-parse: {e}"));
     assert_eq!(again.options, r.options, "to_list {list:?} round trip");
+    // `+` (podman 4's separator) and `,` are interchangeable.
+    let plus = list.replace(',', "+");
+    let again = annotations::parse_spec(&format!("v:/d:{plus}"))
+        .unwrap_or_else(|e| panic!("{plus:?} does not parse: {e}"));
+    assert_eq!(again.options, r.options, "{plus:?} parses as {list:?}");
     // Parsing is a function of the spec text alone.
     let same = annotations::parse_spec(&r.spec).unwrap_or_else(|e| {
         panic!(

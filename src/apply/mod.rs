@@ -57,6 +57,8 @@ pub(crate) struct Checked<'p> {
     sources: Sources<'p>,
     ns: ns::MountNs,
     rootfs: RootFs,
+    /// Each step's destination as it resolved in the rootfs, in plan order.
+    resolved: Vec<PathBuf>,
 }
 
 /// What identifies a step's volume for claims: its host path (the real
@@ -203,28 +205,45 @@ pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachErr
             e,
         ))
     })?;
-    let rootfs = looked?;
+    let (rootfs, resolved) = looked?;
     Ok(Checked {
         sources,
         ns,
         rootfs,
+        resolved,
     })
 }
 
+/// Look at each destination in the rootfs, symlinks in the image resolved
+/// inside it; refuse two volumes that resolve to one place (written
+/// differently, e.g. `/var/run/app` and `/run/app`).
 fn look_at_destinations(
     plan: &MountPlan,
     sources: &[Option<OpenedSource>],
-) -> Result<RootFs, AttachError> {
+) -> Result<(RootFs, Vec<PathBuf>), AttachError> {
     let rootfs = RootFs::open(&plan.root).map_err(|error| AttachError {
         subject: "rootfs".into(),
         error,
     })?;
+    let mut resolved: Vec<PathBuf> = Vec::with_capacity(plan.steps.len());
     for (step, source) in plan.steps.iter().zip(sources) {
         // Managed volumes to be created and NFS exports are directories.
         let dir = source.as_ref().is_none_or(|s| s.is_dir);
-        rootfs.check_dest(&step.dest, dir).map_err(about(step))?;
+        let r = rootfs.check_dest(&step.dest, dir).map_err(about(step))?;
+        if let Some(other) = resolved.iter().position(|o| o == &r) {
+            return Err(about(step)(
+                ApplyError::unusable(format!(
+                    "destination {} resolves, through symlinks in the image, to {}, where volume {} goes too",
+                    rootfs::shown(&step.dest, Some(&r)),
+                    r.display(),
+                    crate::error::quote(&plan.steps[other].spec)
+                ))
+                .hint("give each volume its own destination"),
+            ));
+        }
+        resolved.push(r);
     }
-    Ok(rootfs)
+    Ok((rootfs, resolved))
 }
 
 /// Steps 3 and 4 of prestart, once every check passed: prepare each volume
@@ -238,28 +257,33 @@ pub(crate) fn attach(
         sources,
         ns,
         rootfs,
+        resolved,
     } = checked;
     let prepared = sources.prepare(protected)?;
+    // Parents before children as they resolved (the plan orders the
+    // destinations as written; a symlink can nest them the other way).
+    let mut order: Vec<usize> = (0..prepared.len()).collect();
+    order.sort_by_key(|&i| resolved.get(i).map_or(0, |r| r.components().count()));
     ns.enter().map_err(|e| {
         container(
             ApplyError::sys("setns into the container's mount namespace", e)
                 .hint("the hook must run at prestart/createRuntime, as root"),
         )
     })?;
-    for p in &prepared {
-        let target = rootfs
+    for p in order.iter().map(|&i| &prepared[i]) {
+        let (target, at) = rootfs
             .prepare_dest(&p.step.dest, p.source.is_dir)
             .map_err(about(p.step))?;
-        mount::attach(&p.tree, target.as_fd()).map_err(|e| {
-            about(p.step)(ApplyError::sys(
-                format!("move_mount onto {}", p.step.dest.display()),
-                e,
-            ))
-        })?;
+        let at = if at == p.step.dest {
+            at.display().to_string()
+        } else {
+            format!("{} (→ {})", p.step.dest.display(), at.display())
+        };
+        mount::attach(&p.tree, target.as_fd())
+            .map_err(|e| about(p.step)(ApplyError::sys(format!("move_mount onto {at}"), e)))?;
         info!(
-            "attached {} on {} ({})",
+            "attached {} on {at} ({})",
             p.source.path.display(),
-            p.step.dest.display(),
             attrs_list(p.step)
         );
     }

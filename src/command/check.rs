@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::apply::rootfs::{DestState, RootFs};
+use crate::apply::rootfs::{self, DestState, RootFs};
 use crate::apply::{mount, nfs, owner, relabel, source};
 use crate::cli::Format;
 use crate::config::Config;
@@ -109,7 +109,8 @@ pub fn run(
                         }
                         Ok((resolved, plan, selinux)) => {
                             let step = &plan.steps[0];
-                            let (dest_state, dest_ok) = describe_dest(rootfs.as_ref(), &step.dest);
+                            let (dest_shown, dest_state, dest_refused) =
+                                describe_dest(rootfs.as_ref(), &step.dest);
                             let (source_state, source_refused) = describe_source(&step.source);
                             let (idmap, idmap_ok) = describe_idmap(step);
                             let mut v = VolumeReport {
@@ -118,7 +119,7 @@ pub fn run(
                                 rule: Some(resolved.rule.clone()),
                                 source: Some(source_path(&step.source)),
                                 source_state: Some(source_state),
-                                destination: Some(step.dest.display().to_string()),
+                                destination: Some(dest_shown),
                                 destination_state: Some(dest_state),
                                 options: Some(resolved.options.to_list()),
                                 selinux: step
@@ -163,10 +164,10 @@ pub fn run(
                                     "use option U instead, which changes the owner of the files"
                                         .into(),
                                 );
-                            } else if !dest_ok {
+                            } else if let Some(hint) = dest_refused {
                                 note(Class::Failed);
                                 v.decision = "failed".into();
-                                v.hint = Some("volumes are never mounted through symlinks or onto the wrong file type; fix the destination".into());
+                                v.hint = Some(hint.into());
                             }
                             v
                         }
@@ -360,28 +361,46 @@ fn describe_idmap(step: &MountStep) -> (String, bool) {
     }
 }
 
-fn describe_dest(rootfs: Option<&RootFs>, dest: &Path) -> (String, bool) {
+/// A destination as `check` shows it: the path (`/var/run/app → /run/app`
+/// when symlinks in the image move it), its state, and why it would be
+/// refused, if it would.
+fn describe_dest(rootfs: Option<&RootFs>, dest: &Path) -> (String, String, Option<&'static str>) {
+    const FIX: &str = "fix the destination: symlinks in the image are followed inside the rootfs, never when dangling; a volume never goes onto a special file or the wrong file type";
     let Some(rootfs) = rootfs else {
-        return ("rootfs cannot be opened".into(), false);
+        return (
+            dest.display().to_string(),
+            "rootfs cannot be opened".into(),
+            Some(FIX),
+        );
     };
-    match rootfs.inspect(dest) {
-        DestState::Directory => ("exists (directory)".into(), true),
-        DestState::File => ("exists (file)".into(), true),
+    let d = rootfs.inspect(dest);
+    let at = rootfs::shown(dest, d.resolved.as_deref());
+    if let Some(why) = d.resolved.as_deref().and_then(rootfs::reserved) {
+        return (
+            at,
+            format!("resolves, through symlinks in the image, to {why}: would be refused"),
+            Some("choose a destination that is a real directory of the image"),
+        );
+    }
+    let (state, refused) = match d.state {
+        DestState::Directory => ("exists (directory)".into(), false),
+        DestState::File => ("exists (file)".into(), false),
         DestState::Other(_) => (
             "exists, but is neither a directory nor a file".into(),
-            false,
+            true,
         ),
-        DestState::Missing => ("missing: would be created in the rootfs".into(), true),
-        DestState::Symlink(link, target) => (
+        DestState::Missing => ("missing: would be created in the rootfs".into(), false),
+        DestState::Dangling(link, target) => (
             format!(
-                "{} is a symlink in the image (-> {}): would be refused",
+                "{} is a symlink in the image to {}, which does not exist there (dangling): would be refused",
                 link.display(),
                 target.display()
             ),
-            false,
+            true,
         ),
-        DestState::Error(e) => (format!("cannot be resolved: {e}"), false),
-    }
+        DestState::Error(e) => (format!("cannot be resolved: {e}"), true),
+    };
+    (at, state, refused.then_some(FIX))
 }
 
 fn print(report: &Report, format: Format) -> std::io::Result<()> {

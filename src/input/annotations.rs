@@ -10,10 +10,17 @@
 //! SOURCE     := NAME | ABSOLUTE-HOST-PATH | NFS-URL
 //! NAME       := [A-Za-z0-9][A-Za-z0-9_.-]*  (at most 128 bytes)
 //! NFS-URL    := "nfs://" HOST [ ":" PORT ] ABSOLUTE-EXPORT-PATH
-//! OPTIONS    := option { "," option }
+//! OPTIONS    := option { SEP option }
+//! SEP        := "," | "+"                   interchangeable
 //! option     := ro | rw | nosuid | suid | nodev | dev | noexec | exec
 //!             | z | Z | U | idmap
 //! ```
+//!
+//! `+` is there for podman 4.x, which splits `--annotation` at commas
+//! (`--annotation K=a:/a:ro,nosuid` fails in podman itself): `a:/a:ro+nosuid`
+//! passes podman 4 and 5 alike. It can only ever separate options: it is
+//! not in any option name, and it is read only after the second `:`, so
+//! a source or destination path keeps its `+`.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -25,7 +32,7 @@ pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
 pub const MAX_VOLUMES: usize = 64;
 pub const MAX_NAME_BYTES: usize = 128;
 
-const VALID_OPTIONS: &str = "ro, rw, nosuid, suid, nodev, dev, noexec, exec, z, Z, U, idmap";
+const VALID_OPTIONS: &str = "ro, rw, nosuid, suid, nodev, dev, noexec, exec, z, Z, U, idmap; separated by + (podman 4 splits --annotation at commas) or ,";
 
 /// Where the user wants the data to come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,7 +363,7 @@ fn parse_options(list: &str) -> Result<Options, String> {
     let mut o = Options::default();
     // Each pair (ro/rw, nosuid/suid, …) may be given once either way.
     let mut seen: BTreeMap<&'static str, &str> = BTreeMap::new();
-    for opt in list.split(',') {
+    for opt in list.split([',', '+']) {
         let (pair, value): (&'static str, bool) = match opt {
             "ro" => ("ro/rw", true),
             "rw" => ("ro/rw", false),
@@ -467,6 +474,62 @@ mod tests {
         assert!(e.contains("valid options"), "{e}");
         assert!(err("a:/b:").contains("empty option"));
         assert!(err("a:/b:ro,,rw").contains("empty option"));
+    }
+
+    #[test]
+    fn plus_separates_options_as_comma_does() {
+        // The podman-4-safe form: podman 4.x splits --annotation at commas.
+        for (plus, comma) in [
+            ("myapp:/myapp:ro+nosuid", "myapp:/myapp:ro,nosuid"),
+            ("a:/b:ro+noexec+dev+suid", "a:/b:ro,noexec,dev,suid"),
+            ("a:/b:Z+U+idmap", "a:/b:Z,U,idmap"),
+            ("a:/b:z+U", "a:/b:z,U"),
+            ("a:/b:ro+noexec,U", "a:/b:ro,noexec,U"),
+            (
+                "nfs://fs.example.com/exports/logs:/var/log/app:ro+z",
+                "nfs://fs.example.com/exports/logs:/var/log/app:ro,z",
+            ),
+        ] {
+            let (p, c) = (one(plus), one(comma));
+            assert_eq!(
+                (&p.source, &p.dest, p.options),
+                (&c.source, &c.dest, c.options),
+                "{plus}"
+            );
+            assert_eq!(p.spec, plus, "the spec is kept as written");
+        }
+        assert!(one("myapp:/myapp:ro+nosuid").options.read_only);
+        // Each option's pair is judged across both separators.
+        assert!(err("a:/b:ro+rw").contains("contradict"));
+        assert!(err("a:/b:z,Z").contains("contradict"));
+        assert!(err("a:/b:z+Z").contains("contradict"));
+        assert!(err("a:/b:ro+").contains("empty option"));
+        assert!(err("a:/b:+ro").contains("empty option"));
+        assert!(err("a:/b:ro+,nosuid").contains("empty option"));
+        let e = err("a:/b:ro+zap");
+        assert!(e.contains("unknown option \"zap\""), "{e}");
+        assert!(
+            e.contains("separated by +"),
+            "the hint shows the + form: {e}"
+        );
+        // `+` in paths is a path character, never a separator.
+        let r = one("/srv/a+b:/c+d:ro+nosuid");
+        assert_eq!(r.source, RequestSource::HostPath("/srv/a+b".into()));
+        assert_eq!(r.dest, PathBuf::from("/c+d"));
+        assert!(r.options.read_only && r.options.nosuid);
+        assert_eq!(one("a:/c+d").options, Options::default());
+        assert!(err("a+b:/c").contains("volume name"));
+        // Several specs, each with + options.
+        let v = parse_annotation("a:/a:ro+nosuid;b:/b:z+U").unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(v[0].options.read_only && v[1].options.chown);
+        // The canonical list re-parses with either separator.
+        let o = one("a:/b:ro+noexec+Z+U+idmap").options;
+        assert_eq!(one(&format!("a:/b:{}", o.to_list())).options, o);
+        assert_eq!(
+            one(&format!("a:/b:{}", o.to_list().replace(',', "+"))).options,
+            o
+        );
     }
 
     #[test]

@@ -44,48 +44,103 @@ expect_refused() {
 }
 
 # ------------------------------------------------------ symlinks in image ---
+# Symlinks in the image are followed inside the rootfs (as runc, crun and
+# `podman -v` follow them), never out of it: `/myapp -> /etc` names the
+# container's own /etc, `-> ../../../../tmp/x` the rootfs's /tmp/x. The
+# host's /etc and /tmp are never touched. A dangling one is refused.
 
 prep_sym_abs() { rm -rf "$1/myapp"; ln -s /etc "$1/myapp"; }
 # Enough `..` to climb from any rootfs to / on the host.
-prep_sym_rel() { rm -rf "$1/myapp"; ln -s ../../../../../../../../../../../../tmp/ovh-escape "$1/myapp"; }
+prep_sym_rel() { rm -rf "$1/myapp" "$1/tmp/ovh-escape"; ln -s ../../../../../../../../../../../../tmp/ovh-escape "$1/myapp"; }
+prep_sym_rel_inside() { prep_sym_rel "$1"; mkdir -p "$1/tmp/ovh-escape"; }
 prep_sym_parent() { rm -rf "$1/a"; ln -s /etc "$1/a"; }
+prep_sym_dangling() { rm -rf "$1/myapp"; ln -s /nowhere "$1/myapp"; }
 
+# rootfs_dir KIND OUTDIR — the rootfs directory run_any used.
+rootfs_dir() {
+    case $1 in
+        podman-*) printf '%s\n' "$PODMAN_ROOTFS" ;;
+        *) printf '%s\n' "$2/rootfs" ;;
+    esac
+}
+
+# The volume goes over the container's own /etc; the host's /etc is unchanged.
 sym_abs() {
-    local kind=$1 etc_before
+    local kind=$1 etc_before before=$T/.host-before r
+    require_kind "$kind"
     PREP_ROOTFS=prep_sym_abs
     etc_before=$(ls -A /etc | md5sum)
-    expect_refused "$kind" symabs myapp:/myapp 1 '"myapp:/myapp"' symlink
+    snapshot_host "$before"
+    run_any "$kind" "$T/symabs" myapp:/myapp '
+        echo hello > /myapp/greeting && echo WROTE
+        sed "s/^/IN-ETC /" /etc/greeting
+        awk "\$5 == \"/etc\" {print \"MOUNT-AT\", \$5}" /proc/self/mountinfo'
+    assert_eq "$RC" 0 "$kind: exit status"
+    assert_started "$T/symabs" symabs "$kind"
+    assert_grep "$T/symabs/out" -- WROTE "$kind: the container writes through /myapp"
+    assert_grep "$T/symabs/out" -- "IN-ETC hello" "$kind: it lands in the container's own /etc"
+    assert_grep "$T/symabs/out" -- "MOUNT-AT /etc" "$kind: the volume is mounted on the container's /etc"
+    assert_file_content "$VOLROOT/myapp/greeting" hello "$kind: the data is in the volume"
     assert_eq "$(ls -A /etc | md5sum)" "$etc_before" "$kind: host /etc listing"
     assert_absent /etc/greeting "$kind: nothing written in host /etc"
-    local r=$T/symabs/rootfs
-    [ "${kind#podman}" != "$kind" ] && r=$PODMAN_ROOTFS
+    r=$(rootfs_dir "$kind" "$T/symabs")
     assert_eq "$(readlink "$r/myapp")" /etc "$kind: the image's symlink is left alone"
+    assert_file_content "$r/etc/hostname" rootfs-etc "$kind: the image's /etc is intact under the mount"
+    assert_absent "$r/etc/greeting" "$kind: nothing written in the image's /etc itself"
+    assert_no_records "$kind"
+    assert_host_unchanged "$before" "$kind"
 }
 test_sym_dest_abs_runc() { sym_abs runc; }
 test_sym_dest_abs_crun() { sym_abs crun; }
 test_sym_dest_abs_podman_runc() { sym_abs podman-runc; }
 
+# `-> ../../../../tmp/ovh-escape` is the rootfs's /tmp/ovh-escape: missing
+# there, a dangling symlink, refused; nothing made anywhere.
 sym_rel() {
     local kind=$1
     rmdir /tmp/ovh-escape 2>/dev/null
     if [ -e /tmp/ovh-escape ]; then fail "precondition: /tmp/ovh-escape exists before the test"; return; fi
     PREP_ROOTFS=prep_sym_rel
-    expect_refused "$kind" symrel myapp:/myapp 1 '"myapp:/myapp"' symlink
+    expect_refused "$kind" symrel myapp:/myapp 1 '"myapp:/myapp"' "/myapp is a symlink in the image to ../../" dangling
     assert_absent /tmp/ovh-escape "$kind: relative symlink did not escape to the host"
-    local r=$T/symrel/rootfs
-    [ "${kind#podman}" != "$kind" ] && r=$PODMAN_ROOTFS
-    assert_absent "$r/tmp/ovh-escape" "$kind: nothing created through the symlink inside the rootfs"
+    assert_absent "$(rootfs_dir "$kind" "$T/symrel")/tmp/ovh-escape" "$kind: nothing created through the symlink inside the rootfs"
     rmdir /tmp/ovh-escape 2>/dev/null
 }
 test_sym_dest_rel_runc() { sym_rel runc; }
 test_sym_dest_rel_crun() { sym_rel crun; }
 test_sym_dest_rel_podman_crun() { sym_rel podman-crun; }
 
+# When the rootfs has /tmp/ovh-escape, the volume goes there, in the rootfs.
+test_sym_dest_rel_inside_runc() {
+    require_runtime runc
+    rmdir /tmp/ovh-escape 2>/dev/null
+    if [ -e /tmp/ovh-escape ]; then fail "precondition: /tmp/ovh-escape exists before the test"; return; fi
+    local before=$T/.host-before
+    snapshot_host "$before"
+    PREP_ROOTFS=prep_sym_rel_inside
+    run_any runc "$T/relin" myapp:/myapp 'echo hi > /myapp/f && sed "s/^/IN-TMP /" /tmp/ovh-escape/f'
+    assert_eq "$RC" 0 "exit status"
+    assert_grep "$T/relin/out" -- "IN-TMP hi" "the volume is the rootfs's /tmp/ovh-escape"
+    assert_file_content "$VOLROOT/myapp/f" hi "the data is in the volume"
+    assert_absent /tmp/ovh-escape "the relative symlink did not reach the host's /tmp"
+    assert_absent "$T/relin/rootfs/tmp/ovh-escape/f" "nothing written in the rootfs itself"
+    assert_no_records "relative symlink inside"
+    assert_host_unchanged "$before" "relative symlink inside"
+}
+
 test_sym_parent_runc() {
+    require_runtime runc
+    local before=$T/.host-before
+    snapshot_host "$before"
     PREP_ROOTFS=prep_sym_parent
-    expect_refused runc symparent myapp:/a/b 1 '"myapp:/a/b"' symlink
+    run_any runc "$T/symparent" myapp:/a/b 'echo hi > /a/b/f && sed "s/^/IN-ETC /" /etc/b/f'
+    assert_eq "$RC" 0 "exit status"
+    assert_grep "$T/symparent/out" -- "IN-ETC hi" "/a/b is the container's /etc/b"
     assert_absent /etc/b "host /etc/b not created"
-    assert_absent "$T/symparent/rootfs/etc/b" "rootfs /etc/b not created"
+    assert_exists "$T/symparent/rootfs/etc/b" "the mount point is made in the rootfs's /etc"
+    assert_absent "$T/symparent/rootfs/etc/b/f" "nothing written in the rootfs itself"
+    assert_no_records "symlinked parent"
+    assert_host_unchanged "$before" "symlinked parent"
 }
 
 # ------------------------------------------------------------ `..` in DEST ---
@@ -125,11 +180,11 @@ test_denied_partial_runc() {
     expect_refused runc partial 'good:/good;/etc:/x' 3 '"/etc:/x"'
     assert_absent "$VOLROOT/good" "first (allowed) volume not created"
 }
-# A failure after the first volume was attached: the container still does
-# not start and no record is left.
+# A failure in the second volume (a dangling symlink): the container still
+# does not start and no record is left.
 test_failed_second_volume_runc() {
-    PREP_ROOTFS=prep_sym_abs
-    expect_refused runc second 'good:/good;myapp:/myapp' 1 '"myapp:/myapp"' symlink
+    PREP_ROOTFS=prep_sym_dangling
+    expect_refused runc second 'good:/good;myapp:/myapp' 1 '"myapp:/myapp"' dangling
 }
 
 # ------------------------------------------------------ malformed requests ---
@@ -193,7 +248,7 @@ test_admin_volume_missing_path_runc() {
 test_invalid_relative_dest_podman_runc() { invalid podman-runc myapp:relative '"myapp:relative"'; }
 
 E2E_TESTS+=(sym_dest_abs_runc sym_dest_abs_crun sym_dest_abs_podman_runc
-            sym_dest_rel_runc sym_dest_rel_crun sym_dest_rel_podman_crun sym_parent_runc
+            sym_dest_rel_runc sym_dest_rel_crun sym_dest_rel_podman_crun sym_dest_rel_inside_runc sym_parent_runc
             dotdot_dest_runc dotdot_dest_podman_runc
             denied_host_path_runc denied_host_path_crun denied_host_path_podman_crun denied_host_path_kube_runc
             denied_symlink_under_allowed_runc denied_prefix_sibling_runc denied_undefined_volume_runc
