@@ -90,6 +90,21 @@ struct Node {
     toward_mount: Option<PathBuf>,
 }
 
+impl Drop for Node {
+    /// Unlink the chain up to the root one node at a time: dropping the last
+    /// job of a comb 12,000 directories deep would otherwise recurse once
+    /// per level and overflow a worker thread's stack.
+    fn drop(&mut self) {
+        let mut up = self.up.take();
+        while let Some(node) = up {
+            match Arc::try_unwrap(node) {
+                Ok(mut parent) => up = parent.up.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 impl Node {
     fn fd(&self) -> Option<Arc<OwnedFd>> {
         self.fd.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -234,3 +234,32 @@ fn mountinfo_unescape() {
     assert_eq!(unescape_mountinfo("/a\\040b\\134c"), "/a b\\c");
     assert_eq!(unescape_mountinfo("/plain\\"), "/plain\\");
 }
+
+/// A chain of pending directories as deep as any comb drops without
+/// recursing (a worker thread's stack is small).
+#[test]
+fn a_deep_node_chain_drops_without_recursion() {
+    let dropped = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(|| {
+            let mut node: Option<Arc<Node>> = None;
+            for i in 0..200_000u64 {
+                node = Some(Arc::new(Node {
+                    up: node.take(),
+                    name: CString::new("d").unwrap(),
+                    dev: 0,
+                    ino: i,
+                    fd: Mutex::new(None),
+                    toward_mount: None,
+                }));
+            }
+            drop(node);
+            true
+        })
+        .unwrap()
+        .join();
+    assert!(
+        matches!(dropped, Ok(true)),
+        "dropping a deep chain overflowed"
+    );
+}
