@@ -80,13 +80,7 @@ pub fn run(cli: Cli) -> Result<(), HookError> {
             size,
         } => {
             let config = load_config(config_path.as_deref(), cli.log_level)?;
-            drop_caps(CapProfile::Inspect)?;
-            match command {
-                None => volumes::list(&config, format, size),
-                Some(crate::cli::VolumesCommand::Inspect { name }) => {
-                    volumes::inspect(&config, &name, format, size)
-                }
-            }
+            volumes::run(&config, command, format, size)
         }
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
