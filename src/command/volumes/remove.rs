@@ -256,7 +256,7 @@ fn rm_one(
     Ok(Some(bytes))
 }
 
-fn is_empty(v: &OpenVolume) -> bool {
+pub(super) fn is_empty(v: &OpenVolume) -> bool {
     let Ok(dup) = rustix::io::fcntl_dupfd_cloexec(&v.fd, 0) else {
         return false;
     };
@@ -273,7 +273,7 @@ fn is_empty(v: &OpenVolume) -> bool {
 
 /// rmdir the emptied root, by name beneath volumes_root, only if the name
 /// still is the directory that was emptied. Its blocks.
-fn remove_root(v: &OpenVolume, name: &str, subject: &str) -> Result<u64, HookError> {
+pub(super) fn remove_root(v: &OpenVolume, name: &str, subject: &str) -> Result<u64, HookError> {
     use rustix::fs::{statat, unlinkat, AtFlags};
     let c = cstr(name)?;
     let st = statat(&v.root, &c, AtFlags::SYMLINK_NOFOLLOW)
