@@ -87,8 +87,8 @@ pub fn export<W: Write>(root: &OwnedFd, out: W) -> Result<(W, ExportStats), Arch
     let top =
         crate::fd::open_dir_beneath(root.as_fd(), c".").map_err(|e| ArchiveError::io(b".", e))?;
     let rst = rustix::fs::fstat(&top).map_err(|e| ArchiveError::io(b".", e))?;
-    let xattrs =
-        read_xattrs(&crate::fd::proc_fd(top.as_fd())).map_err(|e| ArchiveError::io(b".", e))?;
+    let xattrs = read_xattrs(&crate::fd::proc_fd(top.as_fd()), true)
+        .map_err(|e| ArchiveError::io(b".", e))?;
     let mut h = header(&rst, EntryType::Directory);
     append(&mut b, &mut h, Path::new("."), &xattrs, io::empty())?;
     st.entries += 1;
@@ -168,7 +168,7 @@ fn export_dir<W: Write>(
                     }
                     Err(e) => return Err(ioe(e.into())),
                 };
-                let xattrs = read_xattrs(&at).map_err(ioe)?;
+                let xattrs = read_xattrs(&at, false).map_err(ioe)?;
                 append(
                     b,
                     &mut header(&s, EntryType::Directory),
@@ -180,7 +180,7 @@ fn export_dir<W: Write>(
                 export_dir(b, &sub, &path, depth + 1, links, st)?;
             }
             FileType::RegularFile => {
-                let xattrs = read_xattrs(&at).map_err(ioe)?;
+                let xattrs = read_xattrs(&at, false).map_err(ioe)?;
                 if s.st_nlink > 1 {
                     if let Some(first) = links.get(&(s.st_dev, s.st_ino)) {
                         let mut h = header(&s, EntryType::Link);
@@ -208,7 +208,7 @@ fn export_dir<W: Write>(
             FileType::Symlink => {
                 let target =
                     rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(|e| ioe(e.into()))?;
-                let xattrs = read_xattrs(&at).map_err(ioe)?;
+                let xattrs = read_xattrs(&at, false).map_err(ioe)?;
                 let mut h = header(&s, EntryType::Symlink);
                 if !xattrs.is_empty() {
                     let keys: Vec<(String, &[u8])> = xattrs
@@ -223,7 +223,7 @@ fn export_dir<W: Write>(
                 st.entries += 1;
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
-                let xattrs = read_xattrs(&at).map_err(ioe)?;
+                let xattrs = read_xattrs(&at, false).map_err(ioe)?;
                 let ty = match kind {
                     FileType::CharacterDevice => EntryType::Char,
                     FileType::BlockDevice => EntryType::Block,
@@ -263,11 +263,17 @@ fn list(dir: &OwnedFd) -> io::Result<Vec<CString>> {
     Ok(names)
 }
 
-/// Every xattr of the entry at `path` (its last component not followed),
+/// Every xattr of the entry at `path` (its last component followed only
+/// with `follow`: the root, through its fd's magic link),
 /// the usage record left out.
-fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
+fn read_xattrs(path: &Path, follow: bool) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut list = vec![0u8; 65536];
-    let n = match rustix::fs::llistxattr(path, &mut list[..]) {
+    let listed = if follow {
+        rustix::fs::listxattr(path, &mut list[..])
+    } else {
+        rustix::fs::llistxattr(path, &mut list[..])
+    };
+    let n = match listed {
         Ok(n) => n,
         Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
@@ -281,7 +287,12 @@ fn read_xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
             continue;
         }
         let mut value = vec![0u8; 65536];
-        match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+        let got = if follow {
+            rustix::fs::getxattr(path, name, &mut value[..])
+        } else {
+            rustix::fs::lgetxattr(path, name, &mut value[..])
+        };
+        match got {
             Ok(len) => {
                 value.truncate(len);
                 out.push((name.to_string(), value));
