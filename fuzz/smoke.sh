@@ -12,7 +12,7 @@
 # or build failure; a crashing input is kept in fuzz/artifacts/<target>/.
 #
 # Environment: FUZZ_SECONDS (default 20) new-input time per target;
-# FUZZ_TARGETS (default: all four); FUZZ_STRICT=1 builds with
+# FUZZ_TARGETS (default: all five); FUZZ_STRICT=1 builds with
 # `--features strict` (see README.md, "Findings").
 set -u
 cd "$(dirname "$(readlink -f "$0")")" || exit 1
@@ -20,7 +20,7 @@ export PATH="$HOME/.cargo/bin:/root/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR=never
 
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-annotation config state bundle}"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-annotation config state bundle tar_import}"
 FEATURES=()
 [ "${FUZZ_STRICT:-0}" = 1 ] && FEATURES=(--features strict)
 

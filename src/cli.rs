@@ -112,6 +112,60 @@ pub enum VolumesCommand {
         /// The volume name
         name: String,
     },
+    /// Create a managed volume in volumes_root (as auto-create does); idempotent
+    Create {
+        /// The volume name
+        name: String,
+        /// Owner of the volume root, numeric UID:GID [default: 0:0]
+        #[arg(long, value_name = "UID:GID")]
+        owner: Option<String>,
+        /// SELinux label: z (shared), or a context user:role:type[:level]
+        #[arg(long, value_name = "z|Z|CONTEXT")]
+        label: Option<String>,
+        /// Mode of the volume root, octal [default: 0755]
+        #[arg(long, value_name = "MODE")]
+        mode: Option<String>,
+    },
+    /// Remove managed volumes no live container holds
+    #[command(alias = "remove")]
+    Rm {
+        /// The volume names
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Do not ask before removing a non-empty volume (never overrides a live container)
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// Remove every managed volume no live container holds
+    Prune {
+        /// Do not ask (needed without a terminal)
+        #[arg(long, short)]
+        force: bool,
+        /// Only volumes unused for DURATION: until=DURATION (30m, 24h, 7d)
+        #[arg(long, value_name = "until=DURATION")]
+        filter: Option<String>,
+    },
+    /// Write a volume's content as a tar stream
+    Export {
+        /// The volume name
+        name: String,
+        /// Write to FILE instead of stdout
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Export even while a container may write to the volume (the copy may be torn)
+        #[arg(long)]
+        live: bool,
+    },
+    /// Fill an empty (or new) volume from a tar stream
+    Import {
+        /// The volume name (created when missing)
+        name: String,
+        /// The tar file, or - for stdin [default: -]
+        file: Option<PathBuf>,
+        /// Also accept device nodes, setuid/setgid files and file capabilities
+        #[arg(long)]
+        preserve_special: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,7 @@
 //! the volume each one concerns ([`AttachError`]), and the command layer
 //! turns that into the one user-facing line.
 
+pub mod archive;
 mod error;
 pub(crate) mod mount;
 pub(crate) mod nfs;

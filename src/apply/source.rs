@@ -213,6 +213,19 @@ fn untrusted(what: &str, path: &Path, e: TrustError) -> ApplyError {
     .hint("the admin must make every directory above it root-owned and writable by no one else, with no symlink on the way (see oci-volume-hook.conf(5))")
 }
 
+/// Open an existing `volumes_root` with the checks of [`open`] (no symlink
+/// on the way, root-owned, writable by no one else); `Ok(None)` when it does
+/// not exist. For the operator's `volumes` commands.
+pub(crate) fn open_checked_volumes_root(root: &Path) -> Result<Option<OwnedFd>, ApplyError> {
+    let fd = match open_volumes_root(root) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(volumes_root_error(root, e)),
+    };
+    check_volumes_root(&fd, root)?;
+    Ok(Some(fd))
+}
+
 /// Open `volumes_root` without following a symlink anywhere on the way.
 fn open_volumes_root(root: &Path) -> Result<OwnedFd, Errno> {
     open_trusted(root).map_err(|e| match e {

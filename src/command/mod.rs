@@ -115,13 +115,7 @@ fn run_verb(
             size,
         } => {
             let config = load_config(config_path, log_level)?;
-            drop_caps(CapProfile::Inspect)?;
-            match command {
-                None => volumes::list(&config, format, size),
-                Some(crate::cli::VolumesCommand::Inspect { name }) => {
-                    volumes::inspect(&config, &name, format, size)
-                }
-            }
+            volumes::run(&config, command, format, size)
         }
         // Dispatched by `run`, which keeps its exit status.
         Command::Nspawn { .. } => Err(HookError::failed("nspawn", "not a verb without a status")),

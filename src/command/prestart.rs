@@ -70,6 +70,8 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         }
         records.write(&record)?;
     }
+    // Opened here, in the host mount namespace: attach leaves us in the container's.
+    let usage_root = record::usage::open_root(&config.volumes_root);
     match apply::attach(checked, &super::protected(config)) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
@@ -77,7 +79,9 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
                 v.id = source.id;
             }
             record.attached = true;
-            records.write(&record)
+            records.write(&record)?;
+            record::usage::attached(&records, usage_root.as_ref(), &config.volumes_root, &record);
+            Ok(())
         }
         Err(e) => {
             // No container will run: release the claim now.

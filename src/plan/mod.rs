@@ -8,4 +8,6 @@ mod step;
 
 pub(crate) use build::build;
 pub use step::OwnerPlan;
-pub(crate) use step::{LabelPlan, MountAttrs, MountPlan, MountStep, NewDir, NfsStep, SourceStep};
+pub(crate) use step::{
+    LabelPlan, MountAttrs, MountPlan, MountStep, NewDir, NfsStep, SourceStep, NEW_VOLUME_MODE,
+};

@@ -4,5 +4,6 @@
 
 pub mod claims;
 mod store;
+pub mod usage;
 
 pub(crate) use store::{now, pid_start_time, Record, StateDir};

@@ -28,11 +28,13 @@
 
 mod links;
 mod protected;
+mod remove;
 #[cfg(test)]
 mod tests;
 
 pub use links::Links;
 pub use protected::Protected;
+pub use remove::remove_contents;
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{CStr, CString};
@@ -521,7 +523,7 @@ fn read_dir<V: Visitor + ?Sized>(
 }
 
 /// Mount points strictly below `root` (relative paths), from mountinfo.
-fn mounts_below(root: &Path) -> HashSet<PathBuf> {
+pub(crate) fn mounts_below(root: &Path) -> HashSet<PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return HashSet::new();
     };
