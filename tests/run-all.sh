@@ -6,6 +6,7 @@
 #   cargo    unit, binary and namespace tiers (cargo test --locked)
 #   fuzz     a short smoke run of each fuzz target (when cargo-fuzz is usable)
 #   e2e      real runc, crun, podman, kube play (tests/e2e/run.sh)
+#   rootless rootless podman (runc, crun) as a normal user with subordinate ids (tests/rootless/run.sh)
 #   docker   private dockerd + containerd through oci-volume-runtime; ctr (tests/docker/run.sh)
 #   nspawn   systemd-nspawn through `oci-volume-hook nspawn` (tests/nspawn/run.sh)
 #   pkg      .deb built, installed, used by podman, removed; RPM built (tests/pkg/run.sh)
@@ -25,7 +26,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-ALL=(lint cargo fuzz e2e nspawn docker pkg vm)
+ALL=(lint cargo fuzz e2e rootless nspawn docker pkg vm)
 if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=("${ALL[@]}"); fi
 
 passed=() failed=()
@@ -58,6 +59,11 @@ suite_fuzz() {
 }
 
 suite_e2e() { ./tests/install-deps.sh && ./tests/e2e/run.sh; }
+suite_rootless() {
+    ./tests/install-deps.sh &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 uidmap slirp4netns fuse-overlayfs attr >/dev/null &&
+        ./tests/rootless/run.sh
+}
 suite_nspawn() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 systemd-container busybox-static >/dev/null &&
         ./tests/nspawn/run.sh

@@ -41,6 +41,9 @@ pub(crate) struct Sources<'p> {
     /// The container's user namespace, for idmapped volumes.
     userns: Option<OwnedFd>,
     sources: Vec<Option<OpenedSource>>,
+    /// Who may own the directories on the way (root; in rootless mode the
+    /// user too), and who owns a new `volumes_root`.
+    owners: crate::fd::Owners,
 }
 
 /// A volume ready to attach: its source (created, relabelled, owned as
@@ -87,12 +90,13 @@ fn container(error: ApplyError) -> AttachError {
 pub(crate) fn open_sources(
     plan: &MountPlan,
     userns: Option<OwnedFd>,
+    owners: crate::fd::Owners,
 ) -> Result<Sources<'_>, AttachError> {
     let mut sources = Vec::with_capacity(plan.steps.len());
     for step in &plan.steps {
         let source = match &step.source {
             SourceStep::Nfs(_) => None,
-            _ => source::open(&step.source).map_err(about(step))?,
+            _ => source::open(&step.source, owners).map_err(about(step))?,
         };
         if let (Some(s), true) = (&source, step.idmap) {
             idmappable(s).map_err(about(step))?;
@@ -103,6 +107,7 @@ pub(crate) fn open_sources(
         plan,
         userns,
         sources,
+        owners,
     })
 }
 
@@ -135,6 +140,7 @@ impl<'p> Sources<'p> {
             plan,
             userns,
             sources,
+            owners,
         } = self;
         let mut prepared = Vec::with_capacity(plan.steps.len());
         let nfs_not_after = std::time::Instant::now() + nfs::BUDGET;
@@ -142,7 +148,7 @@ impl<'p> Sources<'p> {
             let prepared_one = match (&step.source, source) {
                 (SourceStep::Nfs(n), _) => nfs_source(step, n, nfs_not_after),
                 (_, Some(source)) => prepare(step, source, userns.as_ref(), protected),
-                (_, None) => source::create(&step.source)
+                (_, None) => source::create(&step.source, owners)
                     .and_then(|s| prepare(step, s, userns.as_ref(), protected)),
             };
             let (source, tree) = prepared_one.map_err(about(step))?;
@@ -163,7 +169,11 @@ impl Checked<'_> {
 /// container, before any change: the container's mount namespace is not the
 /// hook's own; every source that exists opens and passes its checks; an
 /// idmapped volume can be idmapped; every destination can take its volume.
-pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachError> {
+pub(crate) fn check(
+    plan: &MountPlan,
+    pid: i32,
+    owners: crate::fd::Owners,
+) -> Result<Checked<'_>, AttachError> {
     let ns = ns::MountNs::of(pid).map_err(|e| {
         container(if e.raw_os_error() == Some(libc::EEXIST) {
             ApplyError::denied(format!(
@@ -191,7 +201,7 @@ pub(crate) fn check(plan: &MountPlan, pid: i32) -> Result<Checked<'_>, AttachErr
         })?),
         None => None,
     };
-    let sources = open_sources(plan, userns)?;
+    let sources = open_sources(plan, userns, owners)?;
     // Destinations, as the container will see them, without creating any.
     ns.enter().map_err(|e| {
         container(

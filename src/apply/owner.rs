@@ -36,8 +36,21 @@ use crate::config::OwnerChange;
 use crate::plan::OwnerPlan;
 
 /// The completion marker on a volume's root: `"uid:gid"` of the last
-/// finished walk.
+/// finished walk. Rootful: in `trusted.*`, which only host root can write.
 pub const MARKER: &str = "trusted.oci-volume-hook.owner";
+/// The same marker for a normal user's volumes (rootless podman), where
+/// `trusted.*` is out of reach: in `user.*`, which only the user (and the
+/// user's containers, acting with the user's rights) can write.
+pub const USER_MARKER: &str = "user.oci-volume-hook.owner";
+
+/// The marker this process reads and writes ([`crate::input::host::per_user`]).
+pub fn marker() -> &'static str {
+    if crate::input::host::per_user() {
+        USER_MARKER
+    } else {
+        MARKER
+    }
+}
 
 /// The marker's value for a target owner.
 pub fn marker_value(uid: u32, gid: u32) -> String {
@@ -224,7 +237,7 @@ pub fn apply(
         );
     }
     // From here on the volume counts as unfinished until the marker is back.
-    match fremovexattr(&root, MARKER) {
+    match fremovexattr(&root, self::marker()) {
         Ok(()) | Err(Errno::NODATA) | Err(Errno::NOTSUP) => {}
         Err(e) => return Err(fail("remove the marker xattr of", &real, e)),
     }
@@ -253,7 +266,7 @@ pub fn apply(
     }
     if marker != Marker::Unsupported {
         let value = marker_value(plan.uid, plan.gid);
-        match fsetxattr(&root, MARKER, value.as_bytes(), XattrFlags::empty()) {
+        match fsetxattr(&root, self::marker(), value.as_bytes(), XattrFlags::empty()) {
             Ok(()) => {}
             Err(Errno::NOTSUP) => debug!(
                 "{}: cannot record the finished walk (no trusted.* xattrs)",
@@ -346,7 +359,7 @@ impl Chown {
 
 fn read_marker(fd: BorrowedFd<'_>) -> Result<Marker, Errno> {
     let mut buf = [0u8; 64];
-    match fgetxattr(fd, MARKER, &mut buf[..]) {
+    match fgetxattr(fd, marker(), &mut buf[..]) {
         Ok(n) => Ok(Marker::Set(buf[..n].to_vec())),
         Err(Errno::NODATA) => Ok(Marker::Absent),
         Err(Errno::NOTSUP) => Ok(Marker::Unsupported),
@@ -370,7 +383,7 @@ pub fn inspect(path: &Path, plan: &OwnerPlan) -> Result<Inspection, Errno> {
     let owner = (st.st_uid, st.st_gid);
     let marker = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         let mut buf = [0u8; 64];
-        match rustix::fs::lgetxattr(path, MARKER, &mut buf[..]) {
+        match rustix::fs::lgetxattr(path, marker(), &mut buf[..]) {
             Ok(n) => Marker::Set(buf[..n].to_vec()),
             Err(Errno::NODATA) => Marker::Absent,
             Err(Errno::NOTSUP) => Marker::Unsupported,

@@ -39,6 +39,17 @@ use crate::fd::proc_fd;
 pub const SELINUX_XATTR: &str = "security.selinux";
 /// On the volume root: the context the last *completed* relabel applied.
 pub const MARKER_XATTR: &str = "trusted.oci-volume-hook.relabel";
+/// The same marker for a normal user's volumes (rootless), in `user.*`.
+pub const USER_MARKER_XATTR: &str = "user.oci-volume-hook.relabel";
+
+/// The marker this process reads and writes ([`crate::input::host::per_user`]).
+pub fn marker_xattr() -> &'static str {
+    if crate::input::host::per_user() {
+        USER_MARKER_XATTR
+    } else {
+        MARKER_XATTR
+    }
+}
 
 /// What a relabel of a volume root would do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +98,7 @@ pub fn decide(
 pub fn inspect(fd: &OwnedFd, target: &str, policy: RelabelPolicy) -> RelabelDecision {
     let at = proc_fd(fd.as_fd());
     let current = get_xattr(&at, SELINUX_XATTR, true).ok().flatten();
-    let marker = get_xattr(&at, MARKER_XATTR, true).ok().flatten();
+    let marker = get_xattr(&at, marker_xattr(), true).ok().flatten();
     decide(current.as_deref(), marker.as_deref(), target, policy)
 }
 
@@ -146,10 +157,10 @@ pub fn relabel(
     };
     let current = get_xattr(&at, SELINUX_XATTR, true)
         .map_err(|e| xerr(format!("getxattr {SELINUX_XATTR}"), e))?;
-    let marker = match get_xattr(&at, MARKER_XATTR, true) {
+    let marker = match get_xattr(&at, marker_xattr(), true) {
         Ok(m) => m,
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => None,
-        Err(e) => return Err(xerr(format!("getxattr {MARKER_XATTR}"), e)),
+        Err(e) => return Err(xerr(format!("getxattr {}", marker_xattr()), e)),
     };
     let d = decide(current.as_deref(), marker.as_deref(), target, policy);
     if !d.walk {
@@ -160,7 +171,7 @@ pub fn relabel(
     let start = Instant::now();
     // Cleared first: a walk that does not finish leaves no marker behind.
     if marker.is_some() {
-        rustix::fs::removexattr(&at, MARKER_XATTR)
+        rustix::fs::removexattr(&at, marker_xattr())
             .or_else(|e| {
                 if e == rustix::io::Errno::NODATA {
                     Ok(())
@@ -168,7 +179,7 @@ pub fn relabel(
                     Err(e)
                 }
             })
-            .map_err(|e| xerr(format!("removexattr {MARKER_XATTR}"), e.into()))?;
+            .map_err(|e| xerr(format!("removexattr {}", marker_xattr()), e.into()))?;
     }
     let value = with_nul(target);
     let visitor = LabelVisitor {
@@ -199,12 +210,12 @@ pub fn relabel(
             .map_err(|e| xerr(format!("setxattr {SELINUX_XATTR}"), e.into()))?;
         visitor.changed.fetch_add(1, Ordering::Relaxed);
     }
-    match rustix::fs::setxattr(&at, MARKER_XATTR, target.as_bytes(), XattrFlags::empty()) {
+    match rustix::fs::setxattr(&at, marker_xattr(), target.as_bytes(), XattrFlags::empty()) {
         Ok(()) => {}
         Err(rustix::io::Errno::OPNOTSUPP) => {
             warn!("{shown}: no trusted xattrs on this file system: every start walks the volume")
         }
-        Err(e) => return Err(xerr(format!("setxattr {MARKER_XATTR}"), e.into())),
+        Err(e) => return Err(xerr(format!("setxattr {}", marker_xattr()), e.into())),
     }
     let elapsed = start.elapsed();
     let changed = visitor.changed.into_inner();
@@ -322,7 +333,7 @@ fn get_xattr(path: &Path, name: &str, follow: bool) -> io::Result<Option<String>
 pub fn read_labels(path: &Path) -> io::Result<(Option<String>, Option<String>)> {
     Ok((
         get_xattr(path, SELINUX_XATTR, false)?,
-        get_xattr(path, MARKER_XATTR, false).unwrap_or(None),
+        get_xattr(path, marker_xattr(), false).unwrap_or(None),
     ))
 }
 

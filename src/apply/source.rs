@@ -16,7 +16,7 @@ use rustix::fs::{fchmod, fchown, fstat, mkdirat, openat, FileType, Gid, Mode, OF
 use rustix::io::Errno;
 
 use crate::apply::ApplyError;
-use crate::fd::{open_beneath, open_trusted, TrustError};
+use crate::fd::{open_beneath, open_trusted, Owners, TrustError};
 use crate::plan::SourceStep;
 
 /// An opened volume source.
@@ -34,15 +34,15 @@ pub struct OpenedSource {
 
 /// Open the source of `step` and check it, changing nothing. `Ok(None)`:
 /// a managed volume that does not exist yet and is planned for creation.
-pub fn open(step: &SourceStep) -> Result<Option<OpenedSource>, ApplyError> {
+pub fn open(step: &SourceStep, owners: Owners) -> Result<Option<OpenedSource>, ApplyError> {
     let (fd, path) = match step {
         SourceStep::Managed { root, name, create } => {
-            let root_fd = match open_volumes_root(root) {
+            let root_fd = match open_volumes_root(root, owners) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) if create.is_some() => return Ok(None),
-                Err(e) => return Err(volumes_root_error(root, e)),
+                Err(e) => return Err(volumes_root_error(root, e, owners)),
             };
-            check_volumes_root(&root_fd, root)?;
+            check_volumes_root(&root_fd, root, owners)?;
             let path = root.join(name);
             match open_beneath(
                 root_fd.as_fd(),
@@ -55,7 +55,7 @@ pub fn open(step: &SourceStep) -> Result<Option<OpenedSource>, ApplyError> {
             }
         }
         SourceStep::Admin { path } => {
-            let fd = open_trusted(path).map_err(|e| match e {
+            let fd = open_trusted(path, owners).map_err(|e| match e {
                 TrustError::Io { source, .. } => {
                     ApplyError::sys(format!("admin volume path {}", path.display()), source)
                         .hint("create it on the host, or fix the volume's path in the config")
@@ -65,7 +65,7 @@ pub fn open(step: &SourceStep) -> Result<Option<OpenedSource>, ApplyError> {
             (fd, path.clone())
         }
         SourceStep::Host { path, allowed_by } => {
-            let entry = open_trusted(allowed_by).map_err(|e| match e {
+            let entry = open_trusted(allowed_by, owners).map_err(|e| match e {
                 TrustError::Io { source, .. } => ApplyError::sys(
                     format!("allowed_host_paths entry {}", allowed_by.display()),
                     source,
@@ -109,7 +109,7 @@ pub fn open(step: &SourceStep) -> Result<Option<OpenedSource>, ApplyError> {
 
 /// Create the managed volume `step` plans (after every check passed):
 /// `volumes_root` as needed, then the volume, owned as planned.
-pub fn create(step: &SourceStep) -> Result<OpenedSource, ApplyError> {
+pub fn create(step: &SourceStep, owners: Owners) -> Result<OpenedSource, ApplyError> {
     let SourceStep::Managed {
         root,
         name,
@@ -121,7 +121,7 @@ pub fn create(step: &SourceStep) -> Result<OpenedSource, ApplyError> {
         ));
     };
     let path = root.join(name);
-    let root_fd = ensure_volumes_root(root)?;
+    let root_fd = ensure_volumes_root(root, owners)?;
     let created = match mkdirat(&root_fd, name.as_str(), Mode::from_raw_mode(0o700)) {
         Ok(()) => true,
         // Another container created it meanwhile: use it as it is.
@@ -216,27 +216,30 @@ fn untrusted(what: &str, path: &Path, e: TrustError) -> ApplyError {
 /// Open an existing `volumes_root` with the checks of [`open`] (no symlink
 /// on the way, root-owned, writable by no one else); `Ok(None)` when it does
 /// not exist. For the operator's `volumes` commands.
-pub(crate) fn open_checked_volumes_root(root: &Path) -> Result<Option<OwnedFd>, ApplyError> {
-    let fd = match open_volumes_root(root) {
+pub(crate) fn open_checked_volumes_root(
+    root: &Path,
+    owners: Owners,
+) -> Result<Option<OwnedFd>, ApplyError> {
+    let fd = match open_volumes_root(root, owners) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(volumes_root_error(root, e)),
+        Err(e) => return Err(volumes_root_error(root, e, owners)),
     };
-    check_volumes_root(&fd, root)?;
+    check_volumes_root(&fd, root, owners)?;
     Ok(Some(fd))
 }
 
 /// Open `volumes_root` without following a symlink anywhere on the way.
-fn open_volumes_root(root: &Path) -> Result<OwnedFd, Errno> {
-    open_trusted(root).map_err(|e| match e {
+fn open_volumes_root(root: &Path, owners: Owners) -> Result<OwnedFd, Errno> {
+    open_trusted(root, owners).map_err(|e| match e {
         TrustError::Io { source, .. } => Errno::from_io_error(&source).unwrap_or(Errno::IO),
         TrustError::Symlink { .. } => Errno::LOOP,
         TrustError::Owner { .. } | TrustError::Writable { .. } => Errno::PERM,
     })
 }
 
-fn volumes_root_error(root: &Path, e: Errno) -> ApplyError {
-    match open_trusted(root) {
+fn volumes_root_error(root: &Path, e: Errno, owners: Owners) -> ApplyError {
+    match open_trusted(root, owners) {
         Err(t @ (TrustError::Symlink { .. } | TrustError::Owner { .. } | TrustError::Writable { .. })) => {
             ApplyError::denied(format!("volumes_root {} cannot be used safely: {t}", root.display()))
                 .hint("volumes_root and every directory above it must be root-owned, writable by no one else, with no symlink on the way")
@@ -246,15 +249,19 @@ fn volumes_root_error(root: &Path, e: Errno) -> ApplyError {
     }
 }
 
-/// `volumes_root` itself: a directory owned by root that no one else may
-/// write, so that other host users cannot plant or swap volumes.
-fn check_volumes_root(fd: &OwnedFd, root: &Path) -> Result<(), ApplyError> {
+/// `volumes_root` itself: a directory owned by root (in rootless mode: by
+/// the user) that no one else may write, so that other host users cannot
+/// plant or swap volumes.
+fn check_volumes_root(fd: &OwnedFd, root: &Path, owners: Owners) -> Result<(), ApplyError> {
     let st = fstat(fd).map_err(|e| ApplyError::sys(format!("fstat {}", root.display()), e))?;
     let mode = st.st_mode & 0o7777;
     let why = if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
         Some("is not a directory".to_string())
-    } else if st.st_uid != 0 {
-        Some(format!("is owned by uid {}, not root", st.st_uid))
+    } else if st.st_uid != owners.own() {
+        Some(match owners.user {
+            None => format!("is owned by uid {}, not root", st.st_uid),
+            Some(u) => format!("is owned by uid {}, not the user (uid {u} here)", st.st_uid),
+        })
     } else if mode & 0o022 != 0 {
         Some(format!("is writable by others (mode {mode:04o})"))
     } else {
@@ -271,9 +278,9 @@ fn check_volumes_root(fd: &OwnedFd, root: &Path) -> Result<(), ApplyError> {
 }
 
 /// Create `root` if needed, never through a symlink: missing parents 0755,
-/// `root` itself 0700, all root-owned; existing ones must pass the same
-/// checks as [`open`]'s.
-pub fn ensure_volumes_root(root: &Path) -> Result<OwnedFd, ApplyError> {
+/// `root` itself 0700, all root-owned (in rootless mode: the user's);
+/// existing ones must pass the same checks as [`open`]'s.
+pub fn ensure_volumes_root(root: &Path, owners: Owners) -> Result<OwnedFd, ApplyError> {
     let fail =
         |what: &str, p: &Path, e: Errno| ApplyError::sys(format!("{what} {}", p.display()), e);
     let names: Vec<&OsStr> = root
@@ -304,7 +311,9 @@ pub fn ensure_volumes_root(root: &Path) -> Result<OwnedFd, ApplyError> {
                     Mode::empty(),
                 )
                 .map_err(|e| fail("open", &at, e))?;
-                fchown(&fd, Some(Uid::ROOT), Some(Gid::ROOT)).map_err(|e| fail("chown", &at, e))?;
+                let own = owners.own();
+                fchown(&fd, Some(Uid::from_raw(own)), Some(Gid::from_raw(own)))
+                    .map_err(|e| fail("chown", &at, e))?;
                 fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| fail("chmod", &at, e))?;
             }
             Err(Errno::EXIST) => {}
@@ -323,13 +332,13 @@ pub fn ensure_volumes_root(root: &Path) -> Result<OwnedFd, ApplyError> {
             Mode::empty(),
         )
         .map_err(|e| match e {
-            Errno::NOTDIR | Errno::LOOP => volumes_root_error(root, e),
+            Errno::NOTDIR | Errno::LOOP => volumes_root_error(root, e, owners),
             e => fail("open", &at, e),
         })?;
     }
     // Every component is now there: the same checks as a plain open.
-    let fd = open_volumes_root(root).map_err(|e| volumes_root_error(root, e))?;
-    check_volumes_root(&fd, root)?;
+    let fd = open_volumes_root(root, owners).map_err(|e| volumes_root_error(root, e, owners))?;
+    check_volumes_root(&fd, root, owners)?;
     Ok(fd)
 }
 

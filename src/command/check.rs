@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::{printable, Class, HookError};
 use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::input::bundle::Bundle;
+use crate::input::host::Host;
 use crate::input::selinux::SelinuxHost;
 use crate::plan::{self, LabelPlan, MountStep, SourceStep};
 use crate::policy::{self, Rules};
@@ -24,6 +25,8 @@ struct Report {
     bundle: String,
     root: String,
     config: String,
+    /// rootful, rootless or per-user, with the per-user paths.
+    mode: String,
     annotation: Option<String>,
     volumes: Vec<VolumeReport>,
 }
@@ -58,6 +61,7 @@ struct VolumeReport {
 
 pub fn run(
     config: &Config,
+    host: &Host,
     bundle_dir: &Path,
     extra: &[(String, String)],
     format: Format,
@@ -70,7 +74,20 @@ pub fn run(
     let mut report = Report {
         bundle: bundle.dir.display().to_string(),
         root: root.display().to_string(),
-        config: config.origin.to_string(),
+        config: match &config.narrowing {
+            None => config.origin.to_string(),
+            Some(n) => format!("{}, narrowed by {}", config.origin, n.path.display()),
+        },
+        mode: if host.per_user() {
+            format!(
+                "{}: volumes in {}, records in {}",
+                host.describe(),
+                config.volumes_root.display(),
+                config.state_dir.display()
+            )
+        } else {
+            host.describe()
+        },
         annotation: value.clone(),
         volumes: Vec::new(),
     };
@@ -98,7 +115,13 @@ pub fn run(
             Ok(requests) => {
                 let rootfs = RootFs::open(&root).ok();
                 for req in &requests {
-                    let v = match policy::resolve(config, req).and_then(|r| {
+                    let rootless = |r| {
+                        if host.per_user() {
+                            policy::rootless::refuse(config, r)?;
+                        }
+                        policy::resolve(config, r)
+                    };
+                    let v = match rootless(req).and_then(|r| {
                         let one = std::slice::from_ref(&r);
                         let selinux = super::prestart::selinux_host(&bundle, one);
                         plan::build(&bundle, one, &selinux).map(|p| (r, p, selinux))
@@ -111,7 +134,8 @@ pub fn run(
                             let step = &plan.steps[0];
                             let (dest_shown, dest_state, dest_refused) =
                                 describe_dest(rootfs.as_ref(), &step.dest);
-                            let (source_state, source_refused) = describe_source(&step.source);
+                            let (source_state, source_refused) =
+                                describe_source(&step.source, host.owners());
                             let (idmap, idmap_ok) = describe_idmap(step);
                             let mut v = VolumeReport {
                                 spec: req.spec.clone(),
@@ -214,12 +238,12 @@ fn source_path(s: &SourceStep) -> String {
 
 /// The source's state, as prestart's own checks see it (no symlink on the
 /// way, trusted parents, its kind), and the class of a refusal.
-fn describe_source(s: &SourceStep) -> (String, Option<(Class, String)>) {
+fn describe_source(s: &SourceStep, owners: crate::fd::Owners) -> (String, Option<(Class, String)>) {
     const CREATE: &str = "create the source on the host, or fix the config or annotation";
     if let SourceStep::Nfs(_) = s {
         return ("NFS export (not mounted by check)".into(), None);
     }
-    match source::open(s) {
+    match source::open(s, owners) {
         Ok(Some(o)) if o.is_dir => ("exists (directory)".into(), None),
         Ok(Some(_)) => ("exists (file)".into(), None),
         Ok(None) => match s {
@@ -412,6 +436,7 @@ fn print(report: &Report, format: Format) -> std::io::Result<()> {
     writeln!(out, "bundle:      {}", printable(&report.bundle))?;
     writeln!(out, "rootfs:      {}", printable(&report.root))?;
     writeln!(out, "config:      {}", printable(&report.config))?;
+    writeln!(out, "mode:        {}", printable(&report.mode))?;
     match &report.annotation {
         None => {
             writeln!(out, "annotation:  {ANNOTATION_KEY} is not set: the hook does nothing for this container")?;

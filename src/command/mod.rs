@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::HookError;
 use crate::hardening::CapProfile;
 use crate::input::bundle::Bundle;
+use crate::input::host::Host;
 use crate::input::state::State;
 
 /// Run a verb; `Ok` carries the exit status (0 except for `nspawn`, which
@@ -65,9 +66,10 @@ fn run_verb(
             crate::logging::set_container(&state.id);
             crate::hardening::leave_cwd()
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
-            let config = load_config(config_path, log_level)?;
+            let host = detect_host()?;
+            let config = load_config_for(config_path, log_level, &host)?;
             drop_caps(CapProfile::Attach)?;
-            prestart::run(&config, &state)
+            prestart::run(&config, &state, &host)
         }
         Command::Poststop => {
             crate::logging::set_stage("poststop");
@@ -77,9 +79,17 @@ fn run_verb(
                 .map_err(|e| HookError::failed("hook", format!("chdir /: {e}")))?;
             // Teardown never fails for a broken config: fall back to the
             // defaults to find the record, and say so.
-            let config = load_config(config_path, log_level).unwrap_or_else(|e| {
+            let host = detect_host().unwrap_or_else(|e| {
+                log::warn!("{e}; assuming a rootful hook");
+                Host::root()
+            });
+            let config = load_config_for(config_path, log_level, &host).unwrap_or_else(|e| {
                 log::warn!("{e}; using the default state_dir to release the container");
-                Config::default()
+                let mut c = Config::default();
+                if let Some(d) = host.state_dir() {
+                    c.state_dir = d;
+                }
+                c
             });
             if let Err(e) = drop_caps(CapProfile::Inspect) {
                 log::warn!("{e}");
@@ -93,9 +103,10 @@ fn run_verb(
             format,
         } => {
             let bundle = absolute(&bundle)?;
-            let config = load_config(config_path, log_level)?;
+            let host = detect_host()?;
+            let config = load_config_for(config_path, log_level, &host)?;
             drop_caps(CapProfile::Inspect)?;
-            check::run(&config, &bundle, &annotations, format)
+            check::run(&config, &host, &bundle, &annotations, format)
         }
         Command::Relabel {
             path,
@@ -114,7 +125,8 @@ fn run_verb(
             format,
             size,
         } => {
-            let config = load_config(config_path, log_level)?;
+            let host = detect_host()?;
+            let config = load_config_for(config_path, log_level, &host)?;
             volumes::run(&config, command, format, size)
         }
         // Dispatched by `run`, which keeps its exit status.
@@ -146,16 +158,36 @@ fn absolute(p: &std::path::Path) -> Result<PathBuf, HookError> {
     std::path::absolute(p).map_err(|e| HookError::invalid("path", format!("{}: {e}", p.display())))
 }
 
+/// Rootful, rootless or per-user (`input::host`): the mode, said in the log.
+fn detect_host() -> Result<Host, HookError> {
+    let host = Host::detect()?;
+    if host.per_user() {
+        log::debug!("mode: {}", host.describe());
+    }
+    Ok(host)
+}
+
 fn load_config(
     path: Option<&std::path::Path>,
     cli_level: Option<log::LevelFilter>,
 ) -> Result<Config, HookError> {
-    let config = Config::load(path)?;
+    load_config_for(path, cli_level, &Host::root())
+}
+
+fn load_config_for(
+    path: Option<&std::path::Path>,
+    cli_level: Option<log::LevelFilter>,
+    host: &Host,
+) -> Result<Config, HookError> {
+    let config = Config::load_for(path, host)?;
     let level = cli_level
         .or_else(|| config.log_level.as_deref().and_then(|l| l.parse().ok()))
         .unwrap_or(log::LevelFilter::Info);
     crate::logging::set_level(level);
     log::debug!("config: {}", config.origin);
+    if let Some(n) = &config.narrowing {
+        log::debug!("narrowed by {}", n.path.display());
+    }
     Ok(config)
 }
 

@@ -100,7 +100,8 @@ pub fn run(config: &Config, specs: &[String], launch: Launch) -> Result<u8, Hook
     )?;
 
     // Every check that can refuse the start, before any change.
-    let sources = apply::open_sources(&plan, None).map_err(HookError::from)?;
+    let sources =
+        apply::open_sources(&plan, None, crate::fd::Owners::ROOT).map_err(HookError::from)?;
     let keys = sources.keys();
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;

@@ -28,7 +28,7 @@ pub fn run(config: &Config, state: &State) {
             let held = record::now().saturating_sub(r.attached_at);
             let vols: Vec<String> = r.volumes.iter().map(|v| v.spec.clone()).collect();
             info!("detached {} after {held}s", vols.join("; "));
-            let root = record::usage::open_root(&config.volumes_root);
+            let root = record::usage::open_root(&config.volumes_root, config.owners);
             record::usage::detached(&records, root.as_ref(), &config.volumes_root, &r);
         }
         Ok(None) => debug!("no record for this container: nothing to release"),

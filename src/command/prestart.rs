@@ -9,20 +9,21 @@
 //! 4. container namespace: resolve each destination in the rootfs, attach;
 //! 5. mark the record attached — or remove it if anything failed.
 
-use log::debug;
+use log::{debug, info};
 
 use crate::apply;
 use crate::config::Config;
 use crate::error::HookError;
 use crate::input::annotations::{parse_annotation, ANNOTATION_KEY};
 use crate::input::bundle::Bundle;
+use crate::input::host::{Host, Mode};
 use crate::input::selinux::SelinuxHost;
 use crate::input::state::State;
 use crate::plan;
 use crate::policy::{self, ResolvedVolume};
 use crate::record::{self, claims, Record, StateDir};
 
-pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
+pub fn run(config: &Config, state: &State, host: &Host) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
     let annotations = super::annotations(Some(state), &bundle);
     let Some(value) = annotations.get(ANNOTATION_KEY) else {
@@ -30,6 +31,17 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         return Ok(());
     };
     let requests = parse_annotation(value)?;
+    if let Mode::Rootless { .. } = host.mode {
+        info!(
+            "{}: volumes in {}, records in {}",
+            host.describe(),
+            config.volumes_root.display(),
+            config.state_dir.display()
+        );
+        for r in &requests {
+            policy::rootless::refuse(config, r)?;
+        }
+    }
     let volumes = requests
         .iter()
         .map(|r| policy::resolve(config, r))
@@ -41,7 +53,7 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
     })?;
 
     // Every check that can refuse the start, before any change.
-    let checked = apply::check(&plan, pid).map_err(HookError::from)?;
+    let checked = apply::check(&plan, pid, host.owners()).map_err(HookError::from)?;
     let keys = checked.keys();
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
@@ -71,7 +83,7 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         records.write(&record)?;
     }
     // Opened here, in the host mount namespace: attach leaves us in the container's.
-    let usage_root = record::usage::open_root(&config.volumes_root);
+    let usage_root = record::usage::open_root(&config.volumes_root, config.owners);
     match apply::attach(checked, &super::protected(config)) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {

@@ -3,6 +3,7 @@
 
 pub mod nfs;
 pub mod rules;
+pub mod user;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::HookError;
 use crate::input::annotations::validate_name;
+use crate::input::host::Host;
 
 pub use rules::MountOption;
 
@@ -60,6 +62,13 @@ pub struct Config {
     /// Where this config came from, for messages ("built-in defaults" or a path).
     #[serde(skip)]
     pub origin: Origin,
+    /// Who may own the hook's own directories (`volumes_root`, the paths on
+    /// the way to a volume) in this mode: root, or also the rootless user.
+    #[serde(skip, default = "root_owners")]
+    pub owners: crate::fd::Owners,
+    /// What the user's own config took away (per-user modes only).
+    #[serde(skip)]
+    pub narrowing: Option<user::Narrowing>,
 }
 
 /// An admin-defined volume. With `path`: a bind of that host path. With
@@ -232,6 +241,10 @@ fn default_volumes_root() -> PathBuf {
 fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
 }
+fn root_owners() -> crate::fd::Owners {
+    crate::fd::Owners::ROOT
+}
+
 fn default_true() -> bool {
     true
 }
@@ -256,6 +269,8 @@ impl Default for Config {
             volumes: BTreeMap::new(),
             runtime: None,
             origin: Origin::BuiltIn,
+            owners: crate::fd::Owners::ROOT,
+            narrowing: None,
         }
     }
 }
@@ -268,6 +283,70 @@ impl Config {
         };
         let mut config = Config::parse(&text, &path)?;
         config.origin = Origin::File(path);
+        Ok(config)
+    }
+
+    /// The config for `host`. Rootful: [`Config::load`]. Per-user (rootless
+    /// podman, or a normal user running `check`/`volumes`): the admin's
+    /// file, which must belong to host root (seen as the overflow uid inside
+    /// the user namespace); then `volumes_root` and `state_dir` become the
+    /// user's own, whatever the admin's say; then the user's config, if any,
+    /// narrows the rest ([`user::narrow`]).
+    pub fn load_for(explicit: Option<&Path>, host: &Host) -> Result<Config, HookError> {
+        if !host.per_user() {
+            return Config::load(explicit);
+        }
+        let owners = host.owners();
+        let mut config = match read_checked(
+            explicit,
+            Path::new(DEFAULT_CONFIG),
+            owners.host_root,
+            None,
+            &format!("host root (uid {} here)", owners.host_root),
+        )? {
+            None => Config::default(),
+            Some((text, path)) => {
+                let mut c = Config::parse(&text, &path)?;
+                c.origin = Origin::File(path);
+                c
+            }
+        };
+        let (Some(volumes_root), Some(state_dir)) = (host.volumes_root(), host.state_dir()) else {
+            return Err(HookError::failed(
+                "config",
+                "no per-user paths for this user",
+            ));
+        };
+        if config.volumes_root != Path::new(DEFAULT_VOLUMES_ROOT)
+            || config.state_dir != Path::new(DEFAULT_STATE_DIR)
+        {
+            log::debug!(
+                "{}: volumes_root and state_dir do not apply to a normal user's containers",
+                config.origin
+            );
+        }
+        config.volumes_root = volumes_root;
+        config.state_dir = state_dir;
+        config.owners = owners;
+        if let Some(user_path) = host.user_config() {
+            // The user's file: the user's (0 inside the namespace), nobody
+            // else may write it.
+            let own = owners.user.unwrap_or(owners.host_root);
+            match read_checked(
+                None,
+                &user_path,
+                own,
+                None,
+                &format!("the user (uid {own} here)"),
+            ) {
+                Ok(Some((text, path))) => {
+                    let u = user::UserConfig::parse(&text, &path)?;
+                    user::narrow(&mut config, &u, &path)?;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(config)
     }
 
@@ -382,7 +461,23 @@ impl Config {
 /// the runtime wrapper run as root on input from this file: only root may
 /// write it, and it is size-capped.
 pub fn read_text(explicit: Option<&Path>) -> Result<Option<(String, PathBuf)>, HookError> {
-    let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
+    let root = rustix::process::geteuid().is_root();
+    // Not root: whatever the file says, it can grant nothing the caller
+    // could not do by hand.
+    let other = (!root).then(|| rustix::process::geteuid().as_raw());
+    read_checked(explicit, Path::new(DEFAULT_CONFIG), 0, other, "root")
+}
+
+/// [`read_text`] with the owners that may own the file: `owner` (host
+/// root as this process sees it), or `also` when given.
+fn read_checked(
+    explicit: Option<&Path>,
+    default: &Path,
+    owner: u32,
+    also: Option<u32>,
+    who: &str,
+) -> Result<Option<(String, PathBuf)>, HookError> {
+    let path = explicit.unwrap_or(default);
     let subject = format!("config {}", path.display());
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -397,10 +492,15 @@ pub fn read_text(explicit: Option<&Path>) -> Result<Option<(String, PathBuf)>, H
     if !meta.is_file() {
         return Err(HookError::failed(subject, "not a regular file"));
     }
-    if meta.uid() != 0 && rustix::process::geteuid().is_root() {
+    if meta.uid() != owner && also != Some(meta.uid()) {
         return Err(
-            HookError::failed(&subject, format!("owned by uid {}, not root", meta.uid()))
-                .hint("chown root:root the file"),
+            HookError::failed(&subject, format!("owned by uid {}, not {who}", meta.uid())).hint(
+                if who == "root" {
+                    "chown root:root the file"
+                } else {
+                    "the admin's config must belong to root, a user's own config to that user"
+                },
+            ),
         );
     }
     if meta.mode() & 0o022 != 0 {

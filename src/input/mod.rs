@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod bundle;
+pub mod host;
 pub mod nspawn;
 pub(crate) mod selinux;
 pub mod state;

@@ -8,6 +8,7 @@
 //!   directories and the admin volumes a host path overlaps; `nfs://` URLs.
 
 mod paths;
+pub(crate) mod rootless;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -248,6 +249,18 @@ pub fn resolve(config: &Config, req: &VolumeRequest) -> Result<ResolvedVolume, H
     }
     let (access, exclusive_readers) = (rules.access, rules.exclusive_readers);
     let mut rule = rule;
+    // The user's own config narrows named volumes (per-user modes).
+    if let (Some(n), Some(vname)) = (&config.narrowing, &name) {
+        let from = n.path.display();
+        if n.read_only.contains(vname) && !options.read_only {
+            options.read_only = true;
+            rule.push_str(&format!(" ([volumes.{vname}] read_only = true in {from})"));
+        }
+        if n.noexec.contains(vname) && !options.noexec {
+            options.noexec = true;
+            rule.push_str(&format!(" ([volumes.{vname}] noexec = true in {from})"));
+        }
+    }
     let admin = match &req.source {
         RequestSource::Named(n) => config.volumes.get(n),
         _ => None,

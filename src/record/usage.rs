@@ -56,8 +56,8 @@ fn write(fd: BorrowedFd<'_>, u: &Usage) -> rustix::io::Result<()> {
 
 /// Open `volumes_root` for later updates, in the host mount namespace (the
 /// hook enters the container's before it could note an attach).
-pub fn open_root(volumes_root: &Path) -> Option<OwnedFd> {
-    crate::fd::open_trusted(volumes_root).ok()
+pub fn open_root(volumes_root: &Path, owners: crate::fd::Owners) -> Option<OwnedFd> {
+    crate::fd::open_trusted(volumes_root, owners).ok()
 }
 
 /// Note that `record`'s container attached its managed volumes.

@@ -173,7 +173,8 @@ pub fn import(
                         mode: NEW_VOLUME_MODE,
                     }),
                 };
-                let made = source::create(&step).map_err(|e| e.into_hook(subject.clone()))?;
+                let made = source::create(&step, config.owners)
+                    .map_err(|e| e.into_hook(subject.clone()))?;
                 let v = open_volume(config, name)?.ok_or_else(|| {
                     HookError::failed(subject.clone(), "vanished right after its creation")
                 })?;

@@ -59,7 +59,7 @@ pub fn run(
             mode: mode.unwrap_or(crate::plan::NEW_VOLUME_MODE),
         }),
     };
-    let opened = source::create(&step).map_err(|e| e.into_hook(subject.clone()))?;
+    let opened = source::create(&step, config.owners).map_err(|e| e.into_hook(subject.clone()))?;
     let st = rustix::fs::fstat(&opened.fd)
         .map_err(|e| HookError::failed(subject.clone(), format!("fstat: {e}")))?;
     let at = crate::fd::proc_fd(opened.fd.as_fd());

@@ -437,8 +437,9 @@ pub(super) struct OpenVolume {
 pub(super) fn open_volume(config: &Config, name: &str) -> Result<Option<OpenVolume>, HookError> {
     let subject = format!("volume {name}");
     let path = config.volumes_root.join(name);
-    let Some(root) = crate::apply::source::open_checked_volumes_root(&config.volumes_root)
-        .map_err(|e| e.into_hook(subject.clone()))?
+    let Some(root) =
+        crate::apply::source::open_checked_volumes_root(&config.volumes_root, config.owners)
+            .map_err(|e| e.into_hook(subject.clone()))?
     else {
         return Ok(None);
     };
