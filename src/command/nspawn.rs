@@ -43,7 +43,7 @@ use crate::input::bundle::{Bundle, Root, Spec};
 use crate::input::nspawn::{self as args, NspawnArgs};
 use crate::plan;
 use crate::policy;
-use crate::record::{self, claims, Record, StateDir};
+use crate::record::{claims, StateDir};
 
 /// systemd-nspawn, by its absolute path: the caller's PATH is never used.
 pub const NSPAWN: &str = "/usr/bin/systemd-nspawn";
@@ -106,21 +106,7 @@ pub fn run(config: &Config, specs: &[String], launch: Launch) -> Result<u8, Hook
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
     let me = std::process::id() as i32;
-    let mut record = Record {
-        id: machine.clone(),
-        bundle: PathBuf::new(),
-        root,
-        attached_at: record::now(),
-        pid: Some(me),
-        pid_start: record::pid_start_time(me),
-        attached: false,
-        volumes: plan
-            .steps
-            .iter()
-            .zip(&keys)
-            .map(|(s, k)| claims::record_volume(s, k))
-            .collect(),
-    };
+    let mut record = claims::claim(&machine, PathBuf::new(), root, me, &plan.steps, &keys);
     let base = {
         let _lock = records.lock()?;
         let live = records.live_records();
@@ -134,11 +120,7 @@ pub fn run(config: &Config, specs: &[String], launch: Launch) -> Result<u8, Hook
             )
             .hint("stop that machine first, or give this one another name with --machine"));
         }
-        let holders = claims::holders(&live, &machine);
-        for (step, key) in plan.steps.iter().zip(&keys) {
-            claims::check(step, key, &holders)?;
-            claims::labels_free(step, key, &holders)?;
-        }
+        claims::check_all(&plan.steps, &keys, &live, &machine)?;
         let base = staging::base(&config.state_dir).map_err(|e| {
             HookError::failed(
                 "state_dir",

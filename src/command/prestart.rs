@@ -21,7 +21,7 @@ use crate::input::selinux::SelinuxHost;
 use crate::input::state::State;
 use crate::plan;
 use crate::policy::{self, ResolvedVolume};
-use crate::record::{self, claims, Record, StateDir};
+use crate::record::{self, claims, StateDir};
 
 pub fn run(config: &Config, state: &State, host: &Host) -> Result<(), HookError> {
     let bundle = Bundle::load(&state.bundle)?;
@@ -57,29 +57,18 @@ pub fn run(config: &Config, state: &State, host: &Host) -> Result<(), HookError>
     let keys = checked.keys();
     let records = StateDir::open(&config.state_dir, true)?
         .ok_or_else(|| HookError::failed("state_dir", "missing after creation"))?;
-    let mut record = Record {
-        id: state.id.clone(),
-        bundle: bundle.dir.clone(),
-        root: plan.root.clone(),
-        attached_at: record::now(),
-        pid: Some(pid),
-        pid_start: record::pid_start_time(pid),
-        attached: false,
-        volumes: plan
-            .steps
-            .iter()
-            .zip(&keys)
-            .map(|(s, k)| claims::record_volume(s, k))
-            .collect(),
-    };
+    let mut record = claims::claim(
+        &state.id,
+        bundle.dir.clone(),
+        plan.root.clone(),
+        pid,
+        &plan.steps,
+        &keys,
+    );
     {
         let _lock = records.lock()?;
         let live = records.live_records();
-        let holders = claims::holders(&live, &state.id);
-        for (step, key) in plan.steps.iter().zip(&keys) {
-            claims::check(step, key, &holders)?;
-            claims::labels_free(step, key, &holders)?;
-        }
+        claims::check_all(&plan.steps, &keys, &live, &state.id)?;
         records.write(&record)?;
     }
     // Opened here, in the host mount namespace: attach leaves us in the container's.

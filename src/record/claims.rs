@@ -10,7 +10,7 @@
 //! exclusive volume reached through an allowed host path, a bind-mount
 //! alias or a parent directory still conflicts with its holder.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::store::{Record, RecordVolume};
 use crate::apply::SourceKey;
@@ -140,6 +140,48 @@ pub fn labels_free(step: &MountStep, key: &SourceKey, holders: &[Holder]) -> Res
             }
             Relabel::Shared => "stop that container first, or use another volume",
         }));
+    }
+    Ok(())
+}
+
+/// The record (a claim until it is marked attached) of a container or
+/// machine `id`, held by `pid`, about to use `steps` keyed by `keys`.
+pub fn claim(
+    id: &str,
+    bundle: PathBuf,
+    root: PathBuf,
+    pid: i32,
+    steps: &[MountStep],
+    keys: &[SourceKey],
+) -> Record {
+    Record {
+        id: id.to_string(),
+        bundle,
+        root,
+        attached_at: super::now(),
+        pid: Some(pid),
+        pid_start: super::pid_start_time(pid),
+        attached: false,
+        volumes: steps
+            .iter()
+            .zip(keys)
+            .map(|(s, k)| record_volume(s, k))
+            .collect(),
+    }
+}
+
+/// Every claim rule for every step against the live holders other than
+/// `me`: exclusive access, and z/Z against held labels.
+pub fn check_all(
+    steps: &[MountStep],
+    keys: &[SourceKey],
+    live: &[Record],
+    me: &str,
+) -> Result<(), HookError> {
+    let holders = holders(live, me);
+    for (step, key) in steps.iter().zip(keys) {
+        check(step, key, &holders)?;
+        labels_free(step, key, &holders)?;
     }
     Ok(())
 }
