@@ -60,6 +60,15 @@ impl RootFs {
     /// An existing entry is only resolved (`O_PATH`), never opened for
     /// reading or writing: a FIFO planted there cannot block the hook.
     pub fn prepare_dest(&self, dest: &Path, dir: bool) -> Result<Handle, ApplyError> {
+        // Fast path (issue 15): an existing destination of the source's kind
+        // is only resolved (same resolver flags: no symlink anywhere) and
+        // fstat'ed; mkdir_all would build pathrs' private procfs for nothing.
+        if let Ok(h) = self.root.resolve(dest) {
+            let kind = rustix::fs::fstat(&h).map(|st| st.st_mode & libc::S_IFMT);
+            if kind == Ok(if dir { libc::S_IFDIR } else { libc::S_IFREG }) {
+                return Ok(h);
+            }
+        }
         self.check_dest(dest, dir)?;
         let result = if dir {
             self.root.mkdir_all(dest, &Permissions::from_mode(0o755))
