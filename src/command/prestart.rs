@@ -70,10 +70,20 @@ pub fn run(config: &Config, state: &State) -> Result<(), HookError> {
         }
         records.write(&record)?;
     }
-    let protected = apply::Protected::new(&[
-        ("volumes_root", &config.volumes_root),
-        ("state_dir", &config.state_dir),
-    ]);
+    // What no walk may change, by identity: built only when a volume is
+    // walked (U, z/Z with a context).
+    let walks = plan
+        .steps
+        .iter()
+        .any(|s| s.owner.is_some() || s.label.as_ref().is_some_and(|l| l.context.is_some()));
+    let protected = if walks {
+        apply::Protected::new(&[
+            ("volumes_root", &config.volumes_root),
+            ("state_dir", &config.state_dir),
+        ])
+    } else {
+        apply::Protected::by_name_only()
+    };
     match apply::attach(checked, &protected) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
