@@ -6,6 +6,9 @@
 #   cargo    unit, binary and namespace tiers (cargo test --locked)
 #   fuzz     a short smoke run of each fuzz target (when cargo-fuzz is usable)
 #   e2e      real runc, crun, podman, kube play (tests/e2e/run.sh)
+#   perf     regression guard: the packaged (static) build under crun against
+#            a static C hook, 15 rounds (bench/start-latency.sh --quick);
+#            fails only on a gross regression (> 3 ms over that floor)
 #   docker   private dockerd + containerd through oci-volume-runtime; ctr (tests/docker/run.sh)
 #   pkg      .deb built, installed, used by podman, removed; RPM built (tests/pkg/run.sh)
 #   vm       SELinux-enforcing guest under qemu: labels, NFS (tests/vm/run.sh)
@@ -24,7 +27,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-ALL=(lint cargo fuzz e2e docker pkg vm)
+ALL=(lint cargo fuzz e2e perf docker pkg vm)
 if [ $# -gt 0 ]; then SUITES=("$@"); else SUITES=("${ALL[@]}"); fi
 
 passed=() failed=()
@@ -57,6 +60,18 @@ suite_fuzz() {
 }
 
 suite_e2e() { ./tests/install-deps.sh && ./tests/e2e/run.sh; }
+# Not a timed test of the goal (that is bench/start-latency.sh, 60 rounds):
+# a shared machine is noisy, so a failing quick run is repeated once with
+# 30 rounds and only a second failure fails the suite.
+suite_perf() {
+    ./tests/install-deps.sh && make build || return 1
+    local bin
+    bin=$(make -s print-bin) || return 1
+    case $bin in /*) ;; *) bin=$REPO/$bin ;; esac
+    OVH_BIN=$bin ./bench/start-latency.sh --quick ||
+        { echo "perf: over the guard once; measuring again with 30 rounds"
+          OVH_BIN=$bin BENCH_RUNS=30 ./bench/start-latency.sh --quick; }
+}
 suite_docker() { ./tests/docker/run.sh; }
 suite_pkg() { ./tests/pkg/run.sh; }
 suite_vm() { ./tests/vm/run.sh; }
