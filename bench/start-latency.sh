@@ -56,6 +56,8 @@ fi
 
 bench_require runc python3 busybox unshare
 bench_build "$OVH_BIN"
+OVH_BIN=$(readlink -f "$OVH_BIN")   # config.json needs absolute paths
+[ -n "$OVH_BASE" ] && OVH_BASE=$(readlink -f "$OVH_BASE")
 [ -z "$OVH_BASE" ] || [ -x "$OVH_BASE" ] || bench_die "OVH_BASE=$OVH_BASE is not executable"
 
 W=$(mktemp -d /var/tmp/ovh-bench.XXXX)
