@@ -728,3 +728,64 @@ fn a_12000_deep_comb_is_walked_in_bounded_memory_and_fds() {
     // rm -rf (fts) takes a tree deeper than PATH_MAX apart.
     run(&["rm", "-rf", vol.to_str().unwrap()]);
 }
+
+/// A first walk (no marker) chowns every entry without a stat, as `chown
+/// -R`: an entry already owned is changed too, and the kernel clears its
+/// set-user-ID bit. A re-walk (another walk's marker) stats first and
+/// leaves it alone. The hardlink rule holds in both.
+#[test]
+fn first_walk_changes_every_entry_and_a_rewalk_only_the_wrong_ones() {
+    if !root_or_skip("first_walk_changes_every_entry_and_a_rewalk_only_the_wrong_ones") {
+        return;
+    }
+    for first in [true, false] {
+        let t = scratch();
+        let vol = t.path().join("vol");
+        fs::create_dir_all(vol.join("dir")).unwrap();
+        let secret = t.path().join("secret");
+        fs::write(&secret, "root's").unwrap();
+        fs::hard_link(&secret, vol.join("dir/planted")).unwrap();
+        let owned = vol.join("dir/owned");
+        fs::write(&owned, "#!/bin/true").unwrap();
+        rustix::fs::chown(
+            &owned,
+            Some(rustix::fs::Uid::from_raw(UID)),
+            Some(rustix::fs::Gid::from_raw(GID)),
+        )
+        .unwrap();
+        rustix::fs::chmod(&owned, Mode::from_raw_mode(0o4755)).unwrap();
+        fs::write(vol.join("dir/root"), "").unwrap();
+        if !first {
+            rustix::fs::lsetxattr(&vol, MARKER, b"1:1", rustix::fs::XattrFlags::empty()).unwrap();
+        }
+        let fd = open_path(&vol);
+        let out = owner::apply(
+            fd.as_fd(),
+            &vol,
+            &plan(OwnerChange::OnRootMismatch),
+            2,
+            &Protected::new(&[]),
+        )
+        .unwrap();
+        let m = fs::metadata(&secret).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "first={first}");
+        assert_eq!(out.hardlinks_skipped, 1, "first={first} {out:?}");
+        for p in ["", "dir", "dir/root", "dir/owned"] {
+            let m = fs::symlink_metadata(vol.join(p)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (UID, GID), "first={first} {p}");
+        }
+        let mode = fs::metadata(&owned).unwrap().mode() & 0o7777;
+        if first {
+            // vol, dir, root, owned: chown -R's semantics.
+            assert_eq!(out.changed, 4, "{out:?}");
+            assert_eq!(mode, 0o755, "the kernel clears set-user-ID on chown");
+        } else {
+            assert_eq!(out.changed, 3, "{out:?}");
+            assert_eq!(mode, 0o4755, "an entry already owned is not touched");
+        }
+        assert_eq!(
+            marker(&vol).as_deref(),
+            Some(format!("{UID}:{GID}").as_bytes())
+        );
+    }
+}
