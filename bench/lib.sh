@@ -146,8 +146,8 @@ bench_run() {
     local rt=$1 dir=$2 out=$3 prio=()
     [ "${BENCH_NICE:-}" = 1 ] && prio=(nice -n -15)
     case $rt in
-        runc) ${prio[@]+"${prio[@]}"} "$BENCH_SELF" --loop runc "$dir" "$out" ;;
-        crun) ${prio[@]+"${prio[@]}"} unshare -m sh -c \
+        runc) BENCH_RUNS=$RUNS BENCH_WARMUP=$WARMUP ${prio[@]+"${prio[@]}"} "$BENCH_SELF" --loop runc "$dir" "$out" ;;
+        crun) BENCH_RUNS=$RUNS BENCH_WARMUP=$WARMUP ${prio[@]+"${prio[@]}"} unshare -m sh -c \
                   'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" --loop crun "$1" "$2"' \
                   "$BENCH_SELF" "$dir" "$out" ;;
         *) echo "bench: unknown runtime $rt" >&2; return 1 ;;
@@ -179,7 +179,7 @@ bench_host_line() {
 # VARIANTS order), added and ratio against `none`, and the paired
 # differences (median over iterations of A - B in the same iteration) for
 # each A:B in PAIRS (space-separated), wall and CPU; also appended as
-# "RUNTIME A B wall_ms cpu_ms" lines to FILE.paired, for scripts. CPU is
+# "RUNTIME A B wall_ms cpu_ms wall_p25_ms" lines to FILE.paired, for scripts. CPU is
 # the process tree's user + system time, CPU+ its excess over `none`.
 bench_report() {
     python3 - "$1" "$2" "$RUNS" "${VARIANTS[*]}" "$3" <<'EOF'
@@ -215,6 +215,6 @@ for pair in pairs:
     print(f"  paired {a} - {b}: wall {q(d, 0.5):+.2f} ms (median of {len(d)}; p25 {q(d, .25):+.2f}, p75 {q(d, .75):+.2f});"
           f" CPU {q(dc, 0.5):+.2f} ms (p25 {q(dc, .25):+.2f}, p75 {q(dc, .75):+.2f})")
     with open(path + ".paired", "a") as f:
-        f.write(f"{rt} {a} {b} {q(d, 0.5):.3f} {q(dc, 0.5):.3f}\n")
+        f.write(f"{rt} {a} {b} {q(d, 0.5):.3f} {q(dc, 0.5):.3f} {q(d, .25):.3f}\n")
 EOF
 }

@@ -23,7 +23,9 @@
 # --quick: the CI regression guard (tests/run-all.sh perf): crun only,
 # BENCH_RUNS=15, and exit 1 when hook - floor exceeds BENCH_MAX_OVER_FLOOR
 # ms (default 3: only a gross regression fails; the goal lives in the full
-# run).
+# run) in CPU time, or in wall time with three iterations in four at least
+# half of it slower than the floor (wall alone swings by +-5 ms, medians of
+# 15 by up to 10 ms, at load 6 here).
 #
 # Environment: BENCH_RUNS (60), BENCH_RUNTIMES ("runc crun"), BENCH_WARMUP (3),
 # OVH_BIN (default target/release/oci-volume-hook), OVH_BASE, BENCH_NICE=1
@@ -107,13 +109,17 @@ done
 echo "added = median(variant) - median(none); paired = median over iterations of the difference in the same iteration."
 echo "load average at the end: $(bench_load). Goal: hook - floor <= 0.5 ms with crun (median of >= 60 rounds)."
 if [ -n "$QUICK" ]; then
-    over=$(awk '$1 == "crun" && $2 == "hook" && $3 == "floor" { print $4 }' "$W/times.crun.paired" 2> /dev/null)
-    if [ -z "$over" ]; then
+    # Gross regressions only: the paired CPU time over the floor (the
+    # process tree's, steadier under load) beyond MAX_OVER_FLOOR ms, or the
+    # paired wall time beyond it with three iterations in four slower than
+    # the floor by half of it (a cost that waits rather than computes).
+    read -r wall cpu p25 < <(awk '$1 == "crun" && $2 == "hook" && $3 == "floor" { print $4, $5, $6 }' "$W/times.crun.paired" 2> /dev/null)
+    if [ -z "${wall:-}" ]; then
         echo "FAIL: no crun measurement"; status=1
-    elif awk -v o="$over" -v m="$MAX_OVER_FLOOR" 'BEGIN { exit !(o > m) }'; then
-        echo "FAIL: the hook adds $over ms over the static C floor (guard: $MAX_OVER_FLOOR ms)"; status=1
+    elif awk -v w="$wall" -v c="$cpu" -v p="$p25" -v m="$MAX_OVER_FLOOR" 'BEGIN { exit !(c > m || (w > m && p > m / 2)) }'; then
+        echo "FAIL: the hook adds $wall ms wall (p25 $p25), $cpu ms CPU over the static C floor (guard: $MAX_OVER_FLOOR ms)"; status=1
     else
-        echo "PASS: the hook adds $over ms over the static C floor (guard: $MAX_OVER_FLOOR ms)"
+        echo "PASS: the hook adds $wall ms wall (p25 $p25), $cpu ms CPU over the static C floor (guard: $MAX_OVER_FLOOR ms)"
     fi
 fi
 exit "$status"
