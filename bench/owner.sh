@@ -6,8 +6,8 @@
 #    under /var/tmp): `chown -R` against the hook's walk (examples/owner-walk
 #    runs owner::apply, the code the hook runs), interleaved, OWNER_ROUNDS
 #    rounds (default 5) each from an all-root tree, with the floor (fchownat
-#    over the pre-listed tree, bench/chown-floor.c), the walk with its
-#    per-file stat (a re-walk) and the first walk with 1, 2 and 4 threads;
+#    over the pre-listed tree, bench/chown-floor.c) and the walk with 1, 2
+#    and 4 threads;
 #    median wall and CPU time, files/s and the ratios; then the same on the
 #    already-owned tree (what owner_change = always or a resumed walk
 #    costs: within 10% of chown -R). Goal: the first walk >= 1.9x chown -R
@@ -147,24 +147,21 @@ find "$TREE" -mindepth 1 > "$DIR/tree.list"
 # Each variant from an all-root tree, the order rotated every round:
 #   chown   chown -R
 #   floor   bench/chown-floor.c, 2 threads, over the pre-listed tree
-#   first   the hook's first walk (no marker on the root: no per-file owner
-#           check), default threads ($(owner::default_threads))
-#   stat    the same walk with another walk's marker on the root, which
-#           keeps the per-file stat (the walk before issue 15)
-#   t1 t2 t4  the first walk with 1, 2 and 4 threads
-OVARIANTS=(chown floor first stat t1 t2 t4)
+#   first   the hook's walk (stat, then fchownat), default threads
+#           (owner::default_threads)
+#   t1 t2 t4  the same walk with 1, 2 and 4 threads
+OVARIANTS=(chown floor first t1 t2 t4)
 for v in "${OVARIANTS[@]}"; do : > "$DIR/t.$v"; done
 for ((r = 0; r < ROUNDS; r++)); do
     for ((k = 0; k < ${#OVARIANTS[@]}; k++)); do
         v=${OVARIANTS[$(((r + k) % ${#OVARIANTS[@]}))]}
         chown -R 0:0 "$TREE"
         setfattr -x trusted.oci-volume-hook.owner "$TREE" 2> /dev/null
-        [ "$v" = stat ] && setfattr -n trusted.oci-volume-hook.owner -v 1:1 "$TREE"
         sync
         case $v in
             chown) run_timed chown chown -R "$UID_T:$GID_T" "$TREE" ;;
             floor) run_timed floor "$FLOOR_BIN" "$UID_T" "$GID_T" 2 "$DIR/tree.list" ;;
-            first | stat) run_timed "$v" "$WALK_BIN" "$TREE" "$UID_T" "$GID_T" always ;;
+            first) run_timed "$v" "$WALK_BIN" "$TREE" "$UID_T" "$GID_T" always ;;
             t[0-9]*) run_timed "$v" "$WALK_BIN" "$TREE" "$UID_T" "$GID_T" always "${v#t}" ;;
         esac
         bad=$(find "$TREE" -mindepth 1 \( ! -uid "$UID_T" -o ! -gid "$GID_T" \) | wc -l)
@@ -178,8 +175,8 @@ for v in "${OVARIANTS[@]}"; do
     w=$(awk '{print $1}' "$DIR/t.$v" | median); c=$(awk '{print $2}' "$DIR/t.$v" | median)
     case $v in
         chown) label="chown -R" ;; floor) label="floor: fchownat, pre-listed, 2 thr" ;;
-        first) label="hook first walk (default threads)" ;; stat) label="hook walk with per-file stat" ;;
-        *) label="hook first walk, ${v#t} threads" ;;
+        first) label="hook walk (default threads)" ;;
+        *) label="hook walk, ${v#t} threads" ;;
     esac
     awk -v l="$label" -v e="$entries" -v w="$w" -v c="$c" -v b="$wc" \
         'BEGIN { printf "  %-34s %9.1f %11.0f %9.1f %8.2f\n", l, w / 1000, e / (w / 1e6), c / 1000, b / w }'

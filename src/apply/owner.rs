@@ -16,13 +16,6 @@
 //! before a walk starts and written only after the root itself was changed,
 //! so a hook killed mid-walk leaves a volume that the next start walks again.
 //! The skip costs one fstat and one fgetxattr.
-//!
-//! A first walk (no marker on the root) changes every entry without a
-//! per-file stat, as `chown -R` does: the kernel then clears set-user-ID
-//! and set-group-ID bits (and ctime changes) on files whose owner was
-//! already right. Non-directories still get a `statx(STATX_NLINK)` for the
-//! hardlink rule. Re-walks (another marker, `owner_change = "always"`, no
-//! xattrs) stat each entry and leave those already right untouched.
 #![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd};
@@ -32,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use rustix::fs::{
-    chownat, fgetxattr, fremovexattr, fsetxattr, fstat, statat, statx, AtFlags, FileType, Gid,
-    StatxFlags, Uid, XattrFlags,
+    chownat, fgetxattr, fremovexattr, fsetxattr, fstat, statat, AtFlags, FileType, Gid, Uid,
+    XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -238,10 +231,6 @@ pub fn apply(
     let visitor = Chown {
         uid: plan.uid,
         gid: plan.gid,
-        // No marker at all: nothing ever finished here, so (nearly) every
-        // entry needs the change, as for `chown -R`. A re-walk (another
-        // marker, owner_change = always, no xattrs) keeps the stat.
-        first: marker == Marker::Absent,
         changed: AtomicU64::new(0),
         links: Links::default(),
     };
@@ -305,17 +294,12 @@ pub fn apply(
 struct Chown {
     uid: u32,
     gid: u32,
-    /// A first walk: chown without comparing owners (see [`Visitor::visit`]).
-    first: bool,
     changed: AtomicU64,
     links: Links,
 }
 
 impl Visitor for Chown {
     fn visit(&self, e: &Entry<'_>) -> std::io::Result<()> {
-        if self.first {
-            return self.visit_first(e);
-        }
         // Stat first: entries that already have the owner keep their ctime
         // and set-id bits, and a resumed walk costs little.
         let st = statat(e.dir, e.name, AtFlags::SYMLINK_NOFOLLOW)?;
@@ -325,35 +309,6 @@ impl Visitor for Chown {
         if st.st_nlink > 1 && e.kind != FileType::Directory {
             return self.hardlinked(e);
         }
-        self.chown(e)
-    }
-}
-
-impl Chown {
-    /// A first walk changes every entry without looking at its owner, as
-    /// `chown -R` does (and, like it, the kernel clears the set-user-ID and
-    /// set-group-ID bits of the files it changes). What the walk still
-    /// does: never through a symlink, never into another mount (the walker)
-    /// and the hardlink rule, which needs each non-directory's link count:
-    /// a `statx` asking only for STATX_NLINK (and the type, for a dirent
-    /// that lied) — directories, which cannot be hardlinked, need none.
-    fn visit_first(&self, e: &Entry<'_>) -> std::io::Result<()> {
-        if e.kind != FileType::Directory {
-            let st = statx(
-                e.dir,
-                e.name,
-                AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
-                StatxFlags::NLINK | StatxFlags::TYPE,
-            )?;
-            let dir = FileType::from_raw_mode(u32::from(st.stx_mode)) == FileType::Directory;
-            if st.stx_nlink > 1 && !dir {
-                return self.hardlinked(e);
-            }
-        }
-        self.chown(e)
-    }
-
-    fn chown(&self, e: &Entry<'_>) -> std::io::Result<()> {
         chownat(
             e.dir,
             e.name,
@@ -364,7 +319,9 @@ impl Chown {
         self.changed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
 
+impl Chown {
     /// A file with several links: counted, and changed (through an O_PATH
     /// fd of the very inode counted) only at the sighting of its last link.
     fn hardlinked(&self, e: &Entry<'_>) -> std::io::Result<()> {
