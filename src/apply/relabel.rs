@@ -22,7 +22,9 @@
 //!   container) keep their labels; `relabel = "always"` walks every start.
 //! - A first walk (no marker on the root) writes every label without
 //!   reading it first, as `chcon -R` does; re-walks read each label and
-//!   write only those that differ.
+//!   write only those that differ. An interrupted walk leaves no marker, so
+//!   the next one rewrites every label (bench/perf-results.md: 0.47 s
+//!   against 0.61 s for a re-walk of 100k entries that all need a change).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
