@@ -5,10 +5,13 @@
 # 1. Recursive ownership of an OWNER_FILES-file tree (default 100000, ext4
 #    under /var/tmp): `chown -R` against the hook's walk (examples/owner-walk
 #    runs owner::apply, the code the hook runs), interleaved, OWNER_ROUNDS
-#    rounds (default 3) each from an all-root tree; median wall and CPU time,
-#    files/s and the ratios; then the same on the already-owned tree (what
-#    owner_change = always or a resumed walk costs). Goal: the hook >= 2x
-#    chown -R on 2 cores. Note: with autogroup scheduling and a busy machine,
+#    rounds (default 5) each from an all-root tree, with the floor (fchownat
+#    over the pre-listed tree, bench/chown-floor.c) and the walk with 1, 2
+#    and 4 threads;
+#    median wall and CPU time, files/s and the ratios; then the same on the
+#    already-owned tree (what owner_change = always or a resumed walk
+#    costs: within 10% of chown -R). Goal: the first walk >= 1.9x chown -R
+#    on 2 cores. Note: with autogroup scheduling and a busy machine,
 #    a process group gets a fixed CPU share, so the walk's threads cannot
 #    show their parallelism; the CPU column does not depend on the load.
 # 2. Restart on an OWNER_BIG_FILES-file volume (default 1000000):
@@ -34,7 +37,7 @@ OVH_BIN=${OVH_BIN:-$REPO/target/release/oci-volume-hook}
 WALK_BIN=${WALK_BIN:-$REPO/target/release/examples/owner-walk}
 FILES=${OWNER_FILES:-100000}
 BIG=${OWNER_BIG_FILES:-1000000}
-ROUNDS=${OWNER_ROUNDS:-3}
+ROUNDS=${OWNER_ROUNDS:-5}
 RUNS=${OWNER_RUNS:-20}
 DIR=${OWNER_BENCH_DIR:-/var/tmp/ovh-bench-owner}
 UID_T=1000
@@ -137,24 +140,51 @@ report() {
     }'
 }
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) is not installed"
-: > "$DIR/t.chown"
-: > "$DIR/t.hook"
+# The floor: fchownat over the tree listed beforehand, 2 threads.
+FLOOR_BIN=$DIR/chown-floor
+cc -O2 -pthread -o "$FLOOR_BIN" "$REPO/bench/chown-floor.c" || die "cc failed (build-essential)"
+find "$TREE" -mindepth 1 > "$DIR/tree.list"
+# Each variant from an all-root tree, the order rotated every round:
+#   chown   chown -R
+#   floor   bench/chown-floor.c, 2 threads, over the pre-listed tree
+#   first   the hook's walk (stat, then fchownat), default threads
+#           (owner::default_threads)
+#   t1 t2 t4  the same walk with 1, 2 and 4 threads
+OVARIANTS=(chown floor first t1 t2 t4)
+for v in "${OVARIANTS[@]}"; do : > "$DIR/t.$v"; done
 for ((r = 0; r < ROUNDS; r++)); do
-    for v in chown hook; do
+    for ((k = 0; k < ${#OVARIANTS[@]}; k++)); do
+        v=${OVARIANTS[$(((r + k) % ${#OVARIANTS[@]}))]}
         chown -R 0:0 "$TREE"
         setfattr -x trusted.oci-volume-hook.owner "$TREE" 2> /dev/null
         sync
         case $v in
             chown) run_timed chown chown -R "$UID_T:$GID_T" "$TREE" ;;
-            hook) run_timed hook "$WALK_BIN" "$TREE" "$UID_T" "$GID_T" always ;;
+            floor) run_timed floor "$FLOOR_BIN" "$UID_T" "$GID_T" 2 "$DIR/tree.list" ;;
+            first) run_timed "$v" "$WALK_BIN" "$TREE" "$UID_T" "$GID_T" always ;;
+            t[0-9]*) run_timed "$v" "$WALK_BIN" "$TREE" "$UID_T" "$GID_T" always "${v#t}" ;;
         esac
+        bad=$(find "$TREE" -mindepth 1 \( ! -uid "$UID_T" -o ! -gid "$GID_T" \) | wc -l)
+        [ "$bad" = 0 ] || die "$v left $bad entries with another owner"
     done
 done
-bad=$(find "$TREE" \( ! -uid "$UID_T" -o ! -gid "$GID_T" \) | wc -l)
-[ "$bad" = 0 ] || die "the hook's walk left $bad entries with another owner"
-report "recursive ownership, $entries entries ($FILES files), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), median of $ROUNDS, each from an all-root tree (goal: >= 2x)"
+wc=$(awk '{print $1}' "$DIR/t.chown" | median)
+echo "== recursive ownership, $entries entries ($FILES files), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg), median of $ROUNDS, each from an all-root tree, interleaved (goal: first >= 1.9x chown -R)"
+printf '  %-34s %9s %11s %9s %8s\n' variant "wall ms" "entries/s" "CPU ms" "x chown"
+for v in "${OVARIANTS[@]}"; do
+    w=$(awk '{print $1}' "$DIR/t.$v" | median); c=$(awk '{print $2}' "$DIR/t.$v" | median)
+    case $v in
+        chown) label="chown -R" ;; floor) label="floor: fchownat, pre-listed, 2 thr" ;;
+        first) label="hook walk (default threads)" ;;
+        *) label="hook walk, ${v#t} threads" ;;
+    esac
+    awk -v l="$label" -v e="$entries" -v w="$w" -v c="$c" -v b="$wc" \
+        'BEGIN { printf "  %-34s %9.1f %11.0f %9.1f %8.2f\n", l, w / 1000, e / (w / 1e6), c / 1000, b / w }'
+done
 # The same tree, already owned: what owner_change = always and a resumed
-# walk cost (chown -R rewrites every inode; the walk only stats).
+# walk cost (chown -R rewrites every inode; the walk only stats). The
+# marker of a finished walk is on the root: a re-walk keeps the stat.
+setfattr -n trusted.oci-volume-hook.owner -v "$UID_T:$GID_T" "$TREE"
 : > "$DIR/t.chown"
 : > "$DIR/t.hook"
 for ((r = 0; r < ROUNDS; r++)); do

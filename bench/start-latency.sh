@@ -3,171 +3,123 @@
 # bench/start-latency.sh — what oci-volume-hook adds to a container's start.
 #
 # For runc and for crun: wall time of `RUNTIME run` of a busybox `/bin/true`
-# container (start -> exit -> delete), over BENCH_RUNS runs (default 50) of
+# container (start -> exit -> delete), over BENCH_RUNS runs (default 60) of
 # each variant, the variants interleaved in the same loop (order rotated every
 # iteration, so drift and noise hit them alike):
 #   none      no hooks, no annotation
-#   noop      /bin/true as createRuntime and poststop hook (what any hook costs)
-#   prestart  our createRuntime hook attaching one named bind volume
-#   deployed  prestart + our poststop hook (what hooks.d installs)
-# Prints median, p10, p90 per variant, the added median (ms) and the ratio
-# against `none`, and the median of the per-iteration paired differences.
-# Target: <= 2 ms added at the median with crun.
+#   floor     a static C hook that only drains stdin (bench/floor-hook.c,
+#             `cc -static`) as createRuntime and poststop hook: the floor
+#             for any hook (fork + exec + exit + reap)
+#   true      /bin/true as createRuntime and poststop hook
+#   hook      our createRuntime + poststop hooks (what hooks.d installs),
+#             attaching one named bind volume; records (state_dir) on tmpfs
+# With OVH_BASE=BIN, a fifth variant `base` runs BIN as `hook` does: a
+# before/after pair measured in the same run.
+# Prints median, p10, p90 per variant, the added median (ms) and ratio
+# against `none`, and paired differences (median over iterations of the
+# difference in the same iteration): hook - floor (the goal: <= 0.5 ms with
+# crun), hook - none, and hook - base.
 #
-# Environment: BENCH_RUNS (50), BENCH_RUNTIMES ("runc crun"), BENCH_WARMUP (3),
-# OVH_BIN (default target/release/oci-volume-hook), BENCH_NICE=1 (run the
-# timed loops at nice -15, to shield them somewhat from other load). Needs root, runc, crun,
-# busybox-static, python3 (tests/install-deps.sh). crun runs in a private
-# mount namespace without the cgroup2 "unified" mount (hybrid cgroups here);
-# that namespace is entered once for the whole crun loop, not per run.
+# --quick: the CI regression guard (tests/run-all.sh perf): crun only,
+# BENCH_RUNS=15, and exit 1 when hook - floor exceeds BENCH_MAX_OVER_FLOOR
+# ms (default 3: only a gross regression fails; the goal lives in the full
+# run) in CPU time, or in wall time with three iterations in four at least
+# half of it slower than the floor (wall alone swings by +-5 ms, medians of
+# 15 by up to 10 ms, at load 6 here).
+#
+# Environment: BENCH_RUNS (60), BENCH_RUNTIMES ("runc crun"), BENCH_WARMUP (3),
+# OVH_BIN (default target/release/oci-volume-hook), OVH_BASE, BENCH_NICE=1
+# (the timed loops at nice -15). Needs root, runc, crun, busybox-static,
+# python3, cc with a static libc (tests/install-deps.sh, build-essential).
 set -u
 
 BENCH_SELF=$(readlink -f "$0")
-REPO=$(cd "$(dirname "$BENCH_SELF")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$BENCH_SELF")/lib.sh"
 OVH_BIN=${OVH_BIN:-$REPO/target/release/oci-volume-hook}
-RUNS=${BENCH_RUNS:-50}
-WARMUP=${BENCH_WARMUP:-3}
-VARIANTS=(none noop prestart deployed)
-
-# ---------------------------------------------------- the timed loop ---
-# time_loop RUNTIME DIR OUTFILE — runs inside the right mount namespace.
-time_loop() {
-    local rt=$1 dir=$2 outf=$3 i k v t0 t1 rc n=${#VARIANTS[@]} failures=0
-    for ((i = -WARMUP; i < RUNS; i++)); do
-        for ((k = 0; k < n; k++)); do
-            # rotate the order: iteration i starts with variant i mod n
-            v=${VARIANTS[$(((i + WARMUP + k) % n))]}
-            t0=$EPOCHREALTIME
-            "$rt" run --bundle "$dir/$v" "ovh-bench-$$-$v" < /dev/null > /dev/null 2> "$dir/err.$rt.$v"
-            rc=$?
-            t1=$EPOCHREALTIME
-            if [ "$rc" != 0 ]; then
-                failures=$((failures + 1))
-                echo "bench: $rt run ($v) failed rc=$rc: $(head -c 400 "$dir/err.$rt.$v")" >&2
-                "$rt" delete -f "ovh-bench-$$-$v" > /dev/null 2>&1
-                [ "$failures" -ge 3 ] && return 1
-                continue
-            fi
-            [ "$i" -ge 0 ] && printf '%s %s %s\n' "$i" "$v" "$((${t1/[.,]/} - ${t0/[.,]/}))" >> "$outf"
-        done
-    done
-}
+OVH_BASE=${OVH_BASE:-}
+VARIANTS=(none floor true hook)
+[ -n "$OVH_BASE" ] && VARIANTS+=(base)
+QUICK=
+if [ "${1:-}" = --quick ]; then
+    QUICK=1
+    RUNS=${BENCH_RUNS:-15}
+    BENCH_RUNTIMES=${BENCH_RUNTIMES:-crun}
+    shift
+else
+    RUNS=${BENCH_RUNS:-60}
+fi
+MAX_OVER_FLOOR=${BENCH_MAX_OVER_FLOOR:-3}
 
 if [ "${1:-}" = --loop ]; then   # internal: bench/start-latency.sh --loop RT DIR OUT
     time_loop "$2" "$3" "$4"
     exit
 fi
 
-# ------------------------------------------------------------- setup ---
-[ "$(id -u)" = 0 ] || { echo "bench: needs root" >&2; exit 1; }
-for c in python3 busybox unshare; do
-    command -v "$c" > /dev/null || { echo "bench: $c missing (tests/install-deps.sh)" >&2; exit 1; }
-done
-if [ ! -x "$OVH_BIN" ]; then
-    (cd "$REPO" && cargo build --release --locked) >&2 || { echo "bench: cannot build $OVH_BIN" >&2; exit 1; }
-fi
+bench_require runc python3 busybox unshare
+bench_build "$OVH_BIN"
+OVH_BIN=$(readlink -f "$OVH_BIN")   # config.json needs absolute paths
+[ -n "$OVH_BASE" ] && OVH_BASE=$(readlink -f "$OVH_BASE")
+[ -z "$OVH_BASE" ] || [ -x "$OVH_BASE" ] || bench_die "OVH_BASE=$OVH_BASE is not executable"
 
 W=$(mktemp -d /var/tmp/ovh-bench.XXXX)
-cleanup() {
-    local v
-    for v in "${VARIANTS[@]}"; do
-        runc delete -f "ovh-bench-$$-$v" > /dev/null 2>&1
-    done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+S=$(mktemp -d "$(bench_tmpfs)/ovh-bench-state.XXXX")
+trap 'bench_cleanup "$W"; rm -rf "$S"' EXIT
 trap 'exit 130' INT TERM
 
+bench_floor_hook "$W/floor-hook"
 cat > "$W/config.toml" <<EOF
 volumes_root = "$W/volumes"
-state_dir = "$W/state"
+state_dir = "$S/state"
 EOF
-
-mkdir -p "$W/rootfs-template/bin" "$W/rootfs-template/proc" "$W/rootfs-template/dev" "$W/rootfs-template/sys"
-cp /bin/busybox "$W/rootfs-template/bin/busybox"
-ln -s busybox "$W/rootfs-template/bin/true"
-ln -s busybox "$W/rootfs-template/bin/sh"
-
+bench_rootfs "$W/rootfs-template"
 for v in "${VARIANTS[@]}"; do
-    mkdir -p "$W/$v"
-    cp -a "$W/rootfs-template" "$W/$v/rootfs"
-    (cd "$W/$v" && runc spec) || exit 1
-    V=$v BIN=$OVH_BIN CFG=$W/config.toml python3 - "$W/$v/config.json" <<'EOF'
-import json, os, sys
-e = os.environ
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
-c["root"]["readonly"] = False
+    BIN=$OVH_BIN
+    [ "$v" = base ] && BIN=$OVH_BASE
+    V=$v BIN=$BIN CFG=$W/config.toml FLOOR=$W/floor-hook bench_bundle "$W/$v" "$W/rootfs-template" <<'EOF'
 env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"]
-def hook(stage):
+def ours(stage):
     return {"path": e["BIN"], "env": env, "timeout": 120,
             "args": ["oci-volume-hook", "--config", e["CFG"], stage]}
-if e["V"] == "noop":
-    c["hooks"] = {s: [{"path": "/bin/true", "args": ["true"]}] for s in ("createRuntime", "poststop")}
-elif e["V"] != "none":
+def plain(path):
+    return {s: [{"path": path, "args": [os.path.basename(path)]}] for s in ("createRuntime", "poststop")}
+if e["V"] == "floor":
+    c["hooks"] = plain(e["FLOOR"])
+elif e["V"] == "true":
+    c["hooks"] = plain("/bin/true")
+elif e["V"] in ("hook", "base"):
     c["annotations"] = {"oci-volume-hook/volumes": "benchvol:/vol"}
-    c["hooks"] = {"createRuntime": [hook("prestart")]}
-    if e["V"] == "deployed":
-        c["hooks"]["poststop"] = [hook("poststop")]
-json.dump(c, open(p, "w"), indent=1)
+    c["hooks"] = {"createRuntime": [ours("prestart")], "poststop": [ours("poststop")]}
 EOF
 done
 
-report() { # RUNTIME FILE
-    python3 - "$1" "$2" "$RUNS" <<'EOF'
-import sys, statistics
-rt, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-data, by_iter = {}, {}
-for line in open(path):
-    i, v, us = line.split()
-    data.setdefault(v, []).append(int(us) / 1000.0)
-    by_iter.setdefault(int(i), {})[v] = int(us) / 1000.0
-def q(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-base = q(data.get("none", []), 0.5)
-print(f"{rt}: {runs} runs per variant, interleaved; times in ms (start -> exit -> delete)")
-print(f"  {'variant':<10}{'n':>5}{'median':>9}{'p10':>9}{'p90':>9}{'added':>9}{'ratio':>8}{'paired':>9}")
-for v in ("none", "noop", "prestart", "deployed"):
-    xs = data.get(v, [])
-    med = q(xs, 0.5)
-    paired = [d[v] - d["none"] for d in by_iter.values() if v in d and "none" in d]
-    pm = q(paired, 0.5) if v != "none" else 0.0
-    print(f"  {v:<10}{len(xs):>5}{med:>9.2f}{q(xs, .1):>9.2f}{q(xs, .9):>9.2f}"
-          f"{med - base:>+9.2f}{med / base:>8.3f}{pm:>+9.2f}")
-EOF
-}
-
+pairs="hook:floor hook:none floor:none true:floor"
+[ -n "$OVH_BASE" ] && pairs="$pairs hook:base base:floor"
 status=0
-read -r load1 _ < /proc/loadavg
-echo "host: $(nproc) CPUs, load average $load1 at start; ${BENCH_NICE:+nice -15; }$OVH_BIN"
-if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
-    echo "WARNING: the machine is busy (load $load1 > $(nproc) CPUs): figures are inflated and noisy"
-fi
+bench_host_line "$OVH_BIN${OVH_BASE:+ (base: $OVH_BASE)}; records in $S ($(stat -f -c %T "$S"))"
 echo
 for rt in ${BENCH_RUNTIMES:-runc crun}; do
     command -v "$rt" > /dev/null || { echo "bench: $rt is not installed" >&2; status=1; continue; }
     out=$W/times.$rt
     : > "$out"
-    prio=()
-    [ "${BENCH_NICE:-}" = 1 ] && prio=(nice -n -15)
-    case $rt in
-        runc) ${prio[@]+"${prio[@]}"} "$BENCH_SELF" --loop runc "$W" "$out" || status=1 ;;
-        crun) ${prio[@]+"${prio[@]}"} unshare -m sh -c \
-                  'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" --loop crun "$1" "$2"' \
-                  "$BENCH_SELF" "$W" "$out" || status=1 ;;
-        *) echo "bench: unknown runtime $rt" >&2; status=1; continue ;;
-    esac
-    [ -s "$out" ] && report "$rt" "$out"
+    bench_run "$rt" "$W" "$out" || status=1
+    [ -s "$out" ] && bench_report "$rt" "$out" "$pairs"
     echo
 done
-echo "added = median(variant) - median(none); paired = median over iterations of (variant - none) in the same iteration."
-read -r load1 _ < /proc/loadavg
-echo "load average at the end: $load1. Target: <= 2 ms added at the median with crun."
+echo "added = median(variant) - median(none); paired = median over iterations of the difference in the same iteration."
+echo "load average at the end: $(bench_load). Goal: hook - floor <= 0.5 ms with crun (median of >= 60 rounds)."
+if [ -n "$QUICK" ]; then
+    # Gross regressions only: the paired CPU time over the floor (the
+    # process tree's, steadier under load) beyond MAX_OVER_FLOOR ms, or the
+    # paired wall time beyond it with three iterations in four slower than
+    # the floor by half of it (a cost that waits rather than computes).
+    read -r wall cpu p25 < <(awk '$1 == "crun" && $2 == "hook" && $3 == "floor" { print $4, $5, $6 }' "$W/times.crun.paired" 2> /dev/null)
+    if [ -z "${wall:-}" ]; then
+        echo "FAIL: no crun measurement"; status=1
+    elif awk -v w="$wall" -v c="$cpu" -v p="$p25" -v m="$MAX_OVER_FLOOR" 'BEGIN { exit !(c > m || (w > m && p > m / 2)) }'; then
+        echo "FAIL: the hook adds $wall ms wall (p25 $p25), $cpu ms CPU over the static C floor (guard: $MAX_OVER_FLOOR ms)"; status=1
+    else
+        echo "PASS: the hook adds $wall ms wall (p25 $p25), $cpu ms CPU over the static C floor (guard: $MAX_OVER_FLOOR ms)"
+    fi
+fi
 exit "$status"

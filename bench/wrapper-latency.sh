@@ -30,46 +30,26 @@
 set -u
 
 BENCH_SELF=$(readlink -f "$0")
-REPO=$(cd "$(dirname "$BENCH_SELF")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$BENCH_SELF")/lib.sh"
 OVH_BIN=${OVH_BIN:-$REPO/target/release/oci-volume-hook}
 OVR_BIN=$(dirname "$OVH_BIN")/oci-volume-runtime
-RUNS=${BENCH_RUNS:-50}
-WARMUP=${BENCH_WARMUP:-3}
 VARIANTS=(none wrapper hook wrap-hook)
 
-# ---------------------------------------------------- the timed loop ---
-# time_loop RUNTIME DIR OUTFILE — runs inside the right mount namespace.
-time_loop() {
-    local rt=$1 dir=$2 outf=$3 i k v t0 t1 rc n=${#VARIANTS[@]} failures=0
-    # runc: found by the wrapper itself (/usr/bin, /usr/sbin), as docker
-    # would run it with only --config; crun: named with --runtime.
-    local -a wrap=("$OVR_BIN" --config "$dir/config.toml") cmd
-    [ "$rt" = runc ] || wrap+=(--runtime "$(command -v "$rt")")
-    for ((i = -WARMUP; i < RUNS; i++)); do
-        for ((k = 0; k < n; k++)); do
-            # rotate the order: iteration i starts with variant i mod n
-            v=${VARIANTS[$(((i + WARMUP + k) % n))]}
-            cmd=("$rt")
-            case $v in
-                wrapper) cmd=("${wrap[@]}") ;;
-                wrap-hook)
-                    cp "$dir/wrap-hook/config.json.orig" "$dir/wrap-hook/config.json"
-                    cmd=("${wrap[@]}") ;;
-            esac
-            t0=$EPOCHREALTIME
-            "${cmd[@]}" run --bundle "$dir/$v" "ovh-wbench-$$-$v" < /dev/null > /dev/null 2> "$dir/err.$rt.$v"
-            rc=$?
-            t1=$EPOCHREALTIME
-            if [ "$rc" != 0 ]; then
-                failures=$((failures + 1))
-                echo "bench: $rt run ($v) failed rc=$rc: $(head -c 400 "$dir/err.$rt.$v")" >&2
-                "$rt" delete -f "ovh-wbench-$$-$v" > /dev/null 2>&1
-                [ "$failures" -ge 3 ] && return 1
-                continue
-            fi
-            [ "$i" -ge 0 ] && printf '%s %s %s\n' "$i" "$v" "$((${t1/[.,]/} - ${t0/[.,]/}))" >> "$outf"
-        done
-    done
+# bench_cmd VARIANT DIR RT — what the timed loop (bench/lib.sh) runs.
+# runc: found by the wrapper itself (/usr/bin, /usr/sbin), as docker would
+# run it with only --config; crun: named with --runtime.
+bench_cmd() {
+    local v=$1 dir=$2 rt=$3
+    CMD=("$(command -v "$rt")") PREP=()
+    case $v in
+        wrapper | wrap-hook)
+            CMD=("$OVR_BIN" --config "$dir/config.toml")
+            [ "$rt" = runc ] || CMD+=(--runtime "$(command -v "$rt")")
+            # every run pays the wrapper's edit of config.json
+            [ "$v" = wrap-hook ] && PREP=(cp "$dir/wrap-hook/config.json.orig" "$dir/wrap-hook/config.json")
+            ;;
+    esac
 }
 
 if [ "${1:-}" = --loop ]; then   # internal: bench/wrapper-latency.sh --loop RT DIR OUT
@@ -77,14 +57,8 @@ if [ "${1:-}" = --loop ]; then   # internal: bench/wrapper-latency.sh --loop RT 
     exit
 fi
 
-# ------------------------------------------------------------- setup ---
-[ "$(id -u)" = 0 ] || { echo "bench: needs root" >&2; exit 1; }
-for c in python3 busybox unshare; do
-    command -v "$c" > /dev/null || { echo "bench: $c missing (tests/install-deps.sh)" >&2; exit 1; }
-done
-if [ ! -x "$OVH_BIN" ] || [ ! -x "$OVR_BIN" ]; then
-    (cd "$REPO" && cargo build --release --locked) >&2 || { echo "bench: cannot build $OVH_BIN and $OVR_BIN" >&2; exit 1; }
-fi
+bench_require runc python3 busybox unshare
+bench_build "$OVH_BIN" "$OVR_BIN"
 
 # Bundles on tmpfs by default, where containerd and docker usually keep
 # theirs (/run/containerd/..., exec-root under /run): the wrapper's fsync of
@@ -99,38 +73,16 @@ if [ -z "$tmpbase" ]; then
     done
 fi
 W=$(mktemp -d "$tmpbase/ovh-wbench.XXXX")
-cleanup() {
-    local v
-    for v in "${VARIANTS[@]}"; do
-        runc delete -f "ovh-wbench-$$-$v" > /dev/null 2>&1
-    done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+trap 'bench_cleanup "$W"' EXIT
 trap 'exit 130' INT TERM
 
 cat > "$W/config.toml" <<EOF
 volumes_root = "$W/volumes"
 state_dir = "$W/state"
 EOF
-
-mkdir -p "$W/rootfs-template/bin" "$W/rootfs-template/proc" "$W/rootfs-template/dev" "$W/rootfs-template/sys"
-cp /bin/busybox "$W/rootfs-template/bin/busybox"
-ln -s busybox "$W/rootfs-template/bin/true"
-ln -s busybox "$W/rootfs-template/bin/sh"
-
+bench_rootfs "$W/rootfs-template"
 for v in "${VARIANTS[@]}"; do
-    mkdir -p "$W/$v"
-    cp -a "$W/rootfs-template" "$W/$v/rootfs"
-    (cd "$W/$v" && runc spec) || exit 1
-    V=$v BIN=$OVH_BIN CFG=$W/config.toml python3 - "$W/$v/config.json" <<'EOF'
-import json, os, sys
-e = os.environ
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["/bin/true"]
-c["root"]["readonly"] = False
+    V=$v BIN=$OVH_BIN CFG=$W/config.toml bench_bundle "$W/$v" "$W/rootfs-template" <<'EOF'
 # the same hooks the wrapper adds
 env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"]
 def hook(stage, timeout):
@@ -140,75 +92,24 @@ if e["V"] in ("hook", "wrap-hook"):
     c["annotations"] = {"oci-volume-hook/volumes": "benchvol:/vol"}
 if e["V"] == "hook":
     c["hooks"] = {"createRuntime": [hook("prestart", 120)], "poststop": [hook("poststop", 30)]}
-json.dump(c, open(p, "w"), indent=1)
 EOF
 done
 cp "$W/wrap-hook/config.json" "$W/wrap-hook/config.json.orig"
 
-report() { # RUNTIME FILE
-    python3 - "$1" "$2" "$RUNS" <<'EOF'
-import sys
-rt, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-data, by_iter = {}, {}
-for line in open(path):
-    i, v, us = line.split()
-    data.setdefault(v, []).append(int(us) / 1000.0)
-    by_iter.setdefault(int(i), {})[v] = int(us) / 1000.0
-def q(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
-base = q(data.get("none", []), 0.5)
-pair_base = {"none": None, "wrapper": "none", "hook": "none", "wrap-hook": "hook"}
-print(f"{rt}: {runs} runs per variant, interleaved; times in ms (start -> exit -> delete)")
-print(f"  {'variant':<10}{'n':>5}{'median':>9}{'p10':>9}{'p90':>9}{'added':>9}{'ratio':>8}   paired")
-for v in ("none", "wrapper", "hook", "wrap-hook"):
-    xs = data.get(v, [])
-    med = q(xs, 0.5)
-    b = pair_base[v]
-    if b:
-        paired = [d[v] - d[b] for d in by_iter.values() if v in d and b in d]
-        pm = f"{q(paired, 0.5):+.2f} vs {b}"
-        if v == "wrap-hook":
-            hm = q(data.get("hook", []), 0.5)
-            pm += f" (ratio {med / hm:.3f})"
-    else:
-        pm = ""
-    print(f"  {v:<10}{len(xs):>5}{med:>9.2f}{q(xs, .1):>9.2f}{q(xs, .9):>9.2f}"
-          f"{med - base:>+9.2f}{med / base:>8.3f}   {pm}")
-EOF
-}
-
 status=0
-read -r load1 _ < /proc/loadavg
-echo "host: $(nproc) CPUs, load average $load1 at start; ${BENCH_NICE:+nice -15; }$OVR_BIN"
+bench_host_line "$OVR_BIN"
 echo "bundles in $W ($(stat -f -c %T "$W"))"
-if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
-    echo "WARNING: the machine is busy (load $load1 > $(nproc) CPUs): figures are inflated and noisy"
-fi
 echo
 for rt in ${BENCH_RUNTIMES:-runc crun}; do
     command -v "$rt" > /dev/null || { echo "bench: $rt is not installed" >&2; status=1; continue; }
     out=$W/times.$rt
     : > "$out"
-    prio=()
-    [ "${BENCH_NICE:-}" = 1 ] && prio=(nice -n -15)
-    case $rt in
-        runc) ${prio[@]+"${prio[@]}"} "$BENCH_SELF" --loop runc "$W" "$out" || status=1 ;;
-        crun) ${prio[@]+"${prio[@]}"} unshare -m sh -c \
-                  'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" --loop crun "$1" "$2"' \
-                  "$BENCH_SELF" "$W" "$out" || status=1 ;;
-        *) echo "bench: unknown runtime $rt" >&2; status=1; continue ;;
-    esac
-    [ -s "$out" ] && report "$rt" "$out"
+    bench_run "$rt" "$W" "$out" || status=1
+    [ -s "$out" ] && bench_report "$rt" "$out" "wrapper:none hook:none wrap-hook:hook"
     echo
 done
 echo "added = median(variant) - median(none); paired = median over iterations of the difference"
-echo "to the named variant in the same iteration (wrapper vs none: the wrapper alone;"
-echo "wrap-hook vs hook: the wrapper including its config.json edit)."
-read -r load1 _ < /proc/loadavg
-echo "load average at the end: $load1."
+echo "in the same iteration (wrapper - none: the wrapper alone; wrap-hook - hook: the wrapper"
+echo "including its config.json edit)."
+echo "load average at the end: $(bench_load)."
 exit "$status"

@@ -11,7 +11,8 @@
 //! them per verb; `wrapper` is the `oci-volume-runtime` binary's logic (a
 //! runtime wrapper that adds the hooks for docker and containerd). Beneath
 //! them all: `error`, `sys` (the only `unsafe`), `fd`, `hardening`,
-//! `logging`, `cli`.
+//! `logging`, `cli` (and `hook_args`, the hook stages' argument forms
+//! read without clap).
 
 pub mod apply;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub(crate) mod fd;
 pub mod hardening;
+pub mod hook_args;
 pub mod input;
 pub mod logging;
 pub mod plan;

@@ -728,3 +728,62 @@ fn a_12000_deep_comb_is_walked_in_bounded_memory_and_fds() {
     // rm -rf (fts) takes a tree deeper than PATH_MAX apart.
     run(&["rm", "-rf", vol.to_str().unwrap()]);
 }
+
+/// A first walk (no marker) and a re-walk (another walk's marker) both
+/// stat first: an entry already owned keeps its set-user-ID bit and is not
+/// counted as changed; a planted hardlink to a file outside the volume is
+/// left alone.
+#[test]
+fn walks_leave_entries_already_owned_untouched() {
+    if !root_or_skip("walks_leave_entries_already_owned_untouched") {
+        return;
+    }
+    for first in [true, false] {
+        let t = scratch();
+        let vol = t.path().join("vol");
+        fs::create_dir_all(vol.join("dir")).unwrap();
+        let secret = t.path().join("secret");
+        fs::write(&secret, "root's").unwrap();
+        fs::hard_link(&secret, vol.join("dir/planted")).unwrap();
+        let owned = vol.join("dir/owned");
+        fs::write(&owned, "#!/bin/true").unwrap();
+        rustix::fs::chown(
+            &owned,
+            Some(rustix::fs::Uid::from_raw(UID)),
+            Some(rustix::fs::Gid::from_raw(GID)),
+        )
+        .unwrap();
+        rustix::fs::chmod(&owned, Mode::from_raw_mode(0o4755)).unwrap();
+        fs::write(vol.join("dir/root"), "").unwrap();
+        if !first {
+            rustix::fs::lsetxattr(&vol, MARKER, b"1:1", rustix::fs::XattrFlags::empty()).unwrap();
+        }
+        let fd = open_path(&vol);
+        let out = owner::apply(
+            fd.as_fd(),
+            &vol,
+            &plan(OwnerChange::OnRootMismatch),
+            2,
+            &Protected::new(&[]),
+        )
+        .unwrap();
+        let m = fs::metadata(&secret).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0), "first={first}");
+        assert_eq!(out.hardlinks_skipped, 1, "first={first} {out:?}");
+        for p in ["", "dir", "dir/root", "dir/owned"] {
+            let m = fs::symlink_metadata(vol.join(p)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (UID, GID), "first={first} {p}");
+        }
+        // vol, dir, root: the owned file is not touched.
+        assert_eq!(out.changed, 3, "first={first} {out:?}");
+        let mode = fs::metadata(&owned).unwrap().mode() & 0o7777;
+        assert_eq!(
+            mode, 0o4755,
+            "first={first}: an entry already owned is not touched"
+        );
+        assert_eq!(
+            marker(&vol).as_deref(),
+            Some(format!("{UID}:{GID}").as_bytes())
+        );
+    }
+}

@@ -20,6 +20,11 @@
 //!   only after it finished, so an interrupted walk is redone next time.
 //!   Trade-off: files added on the host behind the hook's back (not through a
 //!   container) keep their labels; `relabel = "always"` walks every start.
+//! - A first walk (no marker on the root) writes every label without
+//!   reading it first, as `chcon -R` does; re-walks read each label and
+//!   write only those that differ. An interrupted walk leaves no marker, so
+//!   the next one rewrites every label (bench/perf-results.md: 0.47 s
+//!   against 0.61 s for a re-walk of 100k entries that all need a change).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -185,6 +190,9 @@ pub fn relabel(
     let visitor = LabelVisitor {
         target: target.as_bytes(),
         value: &value,
+        // No marker: no relabel ever finished here (a new volume, or an
+        // interrupted walk), so nearly every label is to be written.
+        first: marker.is_none(),
         changed: AtomicU64::new(0),
         links: Links::default(),
     };
@@ -242,6 +250,8 @@ struct LabelVisitor<'a> {
     target: &'a [u8],
     /// `target` with a trailing NUL, as libselinux writes it.
     value: &'a [u8],
+    /// A first walk: write without reading the label first.
+    first: bool,
     changed: AtomicU64,
     links: Links,
 }
@@ -250,6 +260,9 @@ impl walk::Visitor for LabelVisitor<'_> {
     fn visit(&self, e: &walk::Entry<'_>) -> io::Result<()> {
         // The worker's cwd is the entry's directory: l* calls on the bare
         // name act on the entry itself, a symlink included, never its target.
+        if self.first {
+            return self.visit_first(e);
+        }
         let mut buf = [0u8; 256];
         let same = match rustix::fs::lgetxattr(e.name, SELINUX_XATTR, &mut buf[..]) {
             Ok(n) => strip_nul(&buf[..n]) == self.target,
@@ -269,6 +282,29 @@ impl walk::Visitor for LabelVisitor<'_> {
 }
 
 impl LabelVisitor<'_> {
+    /// A first walk (no marker on the root) writes every label without
+    /// reading it, as `chcon -R` does: two syscalls per file (a `statx` for
+    /// the link count of the hardlink rule, then `lsetxattr`), one per
+    /// directory (which cannot be hardlinked).
+    fn visit_first(&self, e: &walk::Entry<'_>) -> io::Result<()> {
+        use rustix::fs::{AtFlags, FileType, StatxFlags};
+        if e.kind != FileType::Directory {
+            let st = rustix::fs::statx(
+                e.dir,
+                e.name,
+                AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
+                StatxFlags::NLINK | StatxFlags::TYPE,
+            )?;
+            let dir = FileType::from_raw_mode(u32::from(st.stx_mode)) == FileType::Directory;
+            if st.stx_nlink > 1 && !dir {
+                return self.hardlinked(e);
+            }
+        }
+        rustix::fs::lsetxattr(e.name, SELINUX_XATTR, self.value, XattrFlags::empty())?;
+        self.changed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// A file with several links: counted, and labelled (through an O_PATH
     /// fd of the very inode counted) only at the sighting of its last link.
     fn hardlinked(&self, e: &walk::Entry<'_>) -> io::Result<()> {

@@ -125,13 +125,28 @@ impl RootFs {
     /// reading or writing: a FIFO planted there cannot block the hook.
     /// Returns the handle to attach onto and where it is in the rootfs.
     pub fn prepare_dest(&self, dest: &Path, dir: bool) -> Result<(Handle, PathBuf), ApplyError> {
-        self.check_dest(dest, dir)?;
-        let result = if dir {
+        let want = if dir {
+            rustix::fs::FileType::Directory
+        } else {
+            rustix::fs::FileType::RegularFile
+        };
+        // Fast path (issue 15): an existing destination of the source's kind
+        // is only resolved and fstat'ed; mkdir_all would build pathrs'
+        // private procfs for nothing. The checks below still judge it.
+        let existing = self.root.resolve(dest).ok().filter(|h| {
+            rustix::fs::fstat(h).map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+                == Ok(want)
+        });
+        let result = if let Some(h) = existing {
+            Ok(h)
+        } else if dir {
+            self.check_dest(dest, dir)?;
             // pathrs creates only what is missing below the deepest entry
             // that resolves, with mkdirat + O_NOFOLLOW: a dangling symlink
             // swapped in meanwhile fails here, nothing is made through it.
             self.root.mkdir_all(dest, &Permissions::from_mode(0o755))
         } else {
+            self.check_dest(dest, dir)?;
             let parent = dest.parent().unwrap_or(Path::new("/"));
             self.root
                 .mkdir_all(parent, &Permissions::from_mode(0o755))
@@ -176,11 +191,6 @@ impl RootFs {
                     e,
                 )
             })?;
-        let want = if dir {
-            rustix::fs::FileType::Directory
-        } else {
-            rustix::fs::FileType::RegularFile
-        };
         if kind != want {
             let d = Dest {
                 state: match kind {

@@ -71,9 +71,20 @@ pub fn run(config: &Config, state: &State, host: &Host) -> Result<(), HookError>
         claims::check_all(&plan.steps, &keys, &live, &state.id)?;
         records.write(&record)?;
     }
+    // What no walk may change, by identity: built only when a volume is
+    // walked (U, z/Z with a context).
+    let walks = plan
+        .steps
+        .iter()
+        .any(|s| s.owner.is_some() || s.label.as_ref().is_some_and(|l| l.context.is_some()));
+    let protected = if walks {
+        super::protected(config)
+    } else {
+        apply::Protected::by_name_only()
+    };
     // Opened here, in the host mount namespace: attach leaves us in the container's.
     let usage_root = record::usage::open_root(&config.volumes_root, config.owners);
-    match apply::attach(checked, &super::protected(config)) {
+    match apply::attach(checked, &protected) {
         Ok(sources) => {
             for (v, source) in record.volumes.iter_mut().zip(sources) {
                 v.source = source.path;
