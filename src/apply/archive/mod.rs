@@ -116,16 +116,26 @@ fn append<W: Write>(
     xattrs: &[(String, Vec<u8>)],
     data: impl io::Read,
 ) -> Result<(), ArchiveError> {
-    let err = |e| ArchiveError::io(path.as_os_str().as_bytes(), e);
-    if !xattrs.is_empty() {
-        let keys: Vec<(String, &[u8])> = xattrs
-            .iter()
-            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
-            .collect();
-        b.append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), *v)))
-            .map_err(err)?;
+    append_xattrs(b, path, xattrs)?;
+    b.append_data(h, path, data)
+        .map_err(|e| ArchiveError::io(path.as_os_str().as_bytes(), e))
+}
+
+/// An entry's xattrs as PAX records (`SCHILY.xattr.NAME`), before it.
+fn append_xattrs<W: Write>(
+    b: &mut Builder<W>,
+    path: &Path,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<(), ArchiveError> {
+    if xattrs.is_empty() {
+        return Ok(());
     }
-    b.append_data(h, path, data).map_err(err)
+    let keys: Vec<(String, &[u8])> = xattrs
+        .iter()
+        .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+        .collect();
+    b.append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), *v)))
+        .map_err(|e| ArchiveError::io(path.as_os_str().as_bytes(), e))
 }
 
 fn export_dir<W: Write>(
@@ -210,14 +220,7 @@ fn export_dir<W: Write>(
                     rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(|e| ioe(e.into()))?;
                 let xattrs = read_xattrs(&at, false).map_err(ioe)?;
                 let mut h = header(&s, EntryType::Symlink);
-                if !xattrs.is_empty() {
-                    let keys: Vec<(String, &[u8])> = xattrs
-                        .iter()
-                        .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
-                        .collect();
-                    b.append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), *v)))
-                        .map_err(ioe)?;
-                }
+                append_xattrs(b, &path, &xattrs)?;
                 b.append_link(&mut h, &path, OsStr::from_bytes(target.as_bytes()))
                     .map_err(ioe)?;
                 st.entries += 1;
