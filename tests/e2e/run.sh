@@ -47,33 +47,12 @@ fi
 # --------------------------------------------------------------- driver ---
 FILTER=${1:-}
 LOGDIR=${E2E_LOGDIR:-$REPO/target/e2e-logs}
-npass=0 nfail=0 nskip=0 apass=0 afail=0
+# shellcheck source=tests/lib/driver.sh
+. "$REPO/tests/lib/driver.sh"
+driver_init e2e ${E2E_TESTS[@]+"${E2E_TESTS[@]}"}
+apass=0 afail=0
 
-selected=()
-for t in "${E2E_TESTS[@]}"; do
-    if [ -z "$FILTER" ] || [[ $t =~ $FILTER ]]; then selected+=("$t"); fi
-done
-
-summary() {
-    if [ "$nskip" -gt 0 ]; then
-        echo "e2e: $npass passed, $nfail failed, $nskip skipped"
-    else
-        echo "e2e: $npass passed, $nfail failed"
-    fi
-}
-
-if [ "$(id -u)" != 0 ]; then
-    for t in ${selected[@]+"${selected[@]}"}; do
-        if [ "${CI:-}" = true ]; then
-            echo "FAIL $t: needs root (CI=true)"; nfail=$((nfail + 1))
-        else
-            echo "SKIP: $t: needs root"; nskip=$((nskip + 1))
-        fi
-    done
-    summary
-    [ "$nfail" = 0 ]
-    exit
-fi
+[ "$(id -u)" = 0 ] || all_fail "needs root"
 
 # The hook binary: build it when missing (and OVH_BIN was not given).
 if [ ! -x "$OVH_BIN" ] && [ "$OVH_BIN" = "$REPO/target/release/oci-volume-hook" ]; then

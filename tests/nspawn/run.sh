@@ -314,33 +314,9 @@ run_one() { # NAME — in a subshell; exit 0 pass, 1 fail, 77 skip
 FILTER=${1:-}
 RT_TIMEOUT=${RT_TIMEOUT:-120}
 LOGDIR=${NSPAWN_LOGDIR:-$REPO/target/nspawn-logs}
-npass=0 nfail=0 nskip=0
-selected=()
-for t in "${TESTS[@]}"; do
-    if [ -z "$FILTER" ] || [[ $t =~ $FILTER ]]; then selected+=("$t"); fi
-done
-
-summary() {
-    if [ "$nskip" -gt 0 ]; then
-        echo "nspawn: $npass passed, $nfail failed, $nskip skipped"
-    else
-        echo "nspawn: $npass passed, $nfail failed"
-    fi
-}
-
-# all_fail REASON [fail] — every selected test fails (or skips) for one reason.
-all_fail() {
-    for t in ${selected[@]+"${selected[@]}"}; do
-        if [ "${CI:-}" = true ] || [ "${2:-}" = fail ]; then
-            echo "FAIL $t: $1"; nfail=$((nfail + 1))
-        else
-            echo "SKIP: $t: $1"; nskip=$((nskip + 1))
-        fi
-    done
-    summary
-    [ "$nfail" = 0 ]
-    exit
-}
+# shellcheck source=tests/lib/driver.sh
+. "$REPO/tests/lib/driver.sh"
+driver_init nspawn ${TESTS[@]+"${TESTS[@]}"}
 
 [ "$(id -u)" = 0 ] || all_fail "needs root"
 
