@@ -427,17 +427,7 @@ for t in ${selected[@]+"${selected[@]}"}; do
     (run_one "$t") > "$log" 2>&1
     rc=$?
     echo "run.sh: $t took $((SECONDS - t0))s (exit $rc)" >> "$log"
-    dir=$W/t/$t
-    if [ "$rc" = 77 ] && [ -f "$dir/.skip" ]; then
-        cat "$dir/.skip"; nskip=$((nskip + 1))
-    elif [ "$rc" = 0 ] && [ ! -s "$dir/.failures" ]; then
-        echo "PASS $t"; npass=$((npass + 1))
-    else
-        reason=$(tr '\n' ';' < "$dir/.failures" 2>/dev/null | sed 's/;$//; s/;/; /g')
-        [ -n "$reason" ] || reason="exit status $rc (see $log)"
-        echo "FAIL $t: $reason"; nfail=$((nfail + 1))
-        { echo "---- $t (log: $log)"; tail -n 40 "$log"; } >&2
-    fi
+    driver_judge "$t" "$rc" "$W/t/$t" "$log"
 done
 summary
 [ "$nfail" = 0 ]

@@ -101,17 +101,7 @@ for t in ${selected[@]+"${selected[@]}"}; do
     rc=$?
     echo "run.sh: $t took $((SECONDS - t0))s (exit $rc)" >> "$log"
     dir=$E2E_ROOT/$t
-    if [ "$rc" = 77 ] && [ -f "$dir/.skip" ]; then
-        cat "$dir/.skip"; nskip=$((nskip + 1))
-    elif [ "$rc" = 0 ] && [ ! -s "$dir/.failures" ]; then
-        echo "PASS $t"; npass=$((npass + 1))
-    else
-        reason=$(tr '\n' ';' < "$dir/.failures" 2>/dev/null | sed 's/;$//; s/;/; /g')
-        [ "$rc" = 124 ] && reason="timed out after ${E2E_TEST_TIMEOUT:-300}s; $reason"
-        [ -n "$reason" ] || reason="exit status $rc (see $log)"
-        echo "FAIL $t: $reason"; nfail=$((nfail + 1))
-        { echo "---- $t (log: $log)"; tail -n 40 "$log"; } >&2
-    fi
+    driver_judge "$t" "$rc" "$dir" "$log"
     if [ -f "$dir/.counts" ]; then
         read -r ap af < "$dir/.counts"
         apass=$((apass + ap)); afail=$((afail + af))

@@ -40,3 +40,21 @@ all_fail() {
     [ "$nfail" = 0 ]
     exit
 }
+
+# driver_judge TEST RC DIR LOG — one test's line from its exit status and its
+# directory's `.skip` / `.failures`: SKIP (77 with .skip), PASS, or FAIL with
+# the reasons (its log's tail goes to stderr); counts it.
+driver_judge() {
+    local t=$1 rc=$2 dir=$3 log=$4 reason
+    if [ "$rc" = 77 ] && [ -f "$dir/.skip" ]; then
+        cat "$dir/.skip"; nskip=$((nskip + 1))
+    elif [ "$rc" = 0 ] && [ ! -s "$dir/.failures" ]; then
+        echo "PASS $t"; npass=$((npass + 1))
+    else
+        reason=$(tr '\n' ';' < "$dir/.failures" 2>/dev/null | sed 's/;$//; s/;/; /g')
+        [ "$rc" = 124 ] && reason="timed out; $reason"
+        [ -n "$reason" ] || reason="exit status $rc (see $log)"
+        echo "FAIL $t: $reason"; nfail=$((nfail + 1))
+        { echo "---- $t (log: $log)"; tail -n 40 "$log"; } >&2
+    fi
+}
