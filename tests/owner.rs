@@ -99,6 +99,16 @@ fn mktree(root: &Path, dirs: usize, files: usize) {
     }
 }
 
+/// One `owner::apply` of the volume at `vol` (2 workers, no extra protected
+/// directory), through a fresh O_PATH fd.
+fn apply_once(
+    vol: &Path,
+    policy: OwnerChange,
+) -> Result<owner::OwnerOutcome, oci_volume_hook::apply::ApplyError> {
+    let fd = open_path(vol);
+    owner::apply(fd.as_fd(), vol, &plan(policy), 2, &Protected::new(&[]))
+}
+
 #[test]
 fn u_walk_owns_everything_and_never_follows_symlinks() {
     if !root_or_skip("u_walk_owns_everything_and_never_follows_symlinks") {
@@ -118,15 +128,7 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
     symlink("../../../outside/secret", vol.join("d4/sub/relative-link")).unwrap();
     symlink("dangling-target", vol.join("dangling")).unwrap();
 
-    let fd = open_path(&vol);
-    let out = owner::apply(
-        fd.as_fd(),
-        &vol,
-        &plan(OwnerChange::OnRootMismatch),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
     assert!(matches!(out.decision, OwnerDecision::Walk(_)), "{out:?}");
     let n = assert_all_owned(&vol, None);
     assert_eq!(n as u64, out.entries + 1, "every entry visited once");
@@ -150,39 +152,18 @@ fn u_walk_owns_everything_and_never_follows_symlinks() {
 
     // Restart: O(1) skip, nothing touched.
     fs::File::create(vol.join("new-root-file")).unwrap();
-    let out = owner::apply(
-        fd.as_fd(),
-        &vol,
-        &plan(OwnerChange::OnRootMismatch),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
     assert_eq!(out.decision, OwnerDecision::Skip);
     assert_eq!(fs::metadata(vol.join("new-root-file")).unwrap().uid(), 0);
     // always: walks again and picks it up.
-    let out = owner::apply(
-        fd.as_fd(),
-        &vol,
-        &plan(OwnerChange::Always),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&vol, OwnerChange::Always).unwrap();
     assert!(matches!(out.decision, OwnerDecision::Walk(_)));
     assert_eq!(out.changed, 1, "only the new file needed a change");
     assert_all_owned(&vol, None);
 
     // A root changed by hand (marker kept) is a mismatch: walk again.
     rustix::fs::chown(&vol, Some(rustix::fs::Uid::ROOT), None).unwrap();
-    let out = owner::apply(
-        fd.as_fd(),
-        &vol,
-        &plan(OwnerChange::OnRootMismatch),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
     assert!(
         matches!(
             out.decision,
@@ -201,15 +182,7 @@ fn file_volume_is_chowned_without_following_a_link() {
     let t = scratch();
     let f = t.path().join("app.conf");
     fs::write(&f, "x").unwrap();
-    let fd = open_path(&f);
-    let out = owner::apply(
-        fd.as_fd(),
-        &f,
-        &plan(OwnerChange::OnRootMismatch),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&f, OwnerChange::OnRootMismatch).unwrap();
     assert_eq!(out.changed, 1);
     let m = fs::metadata(&f).unwrap();
     assert_eq!((m.uid(), m.gid()), (UID, GID));
@@ -282,15 +255,7 @@ fn bind_mount_inside_the_volume_is_not_walked_into() {
     ]);
     fs::write(vol.join("a/tmpfs/t"), "t").unwrap();
 
-    let fd = open_path(&vol);
-    let out = owner::apply(
-        fd.as_fd(),
-        &vol,
-        &plan(OwnerChange::OnRootMismatch),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
     assert_eq!(out.mounts_skipped, 2, "{out:?}");
     for p in ["deep", "deep/file"] {
         assert_eq!(fs::symlink_metadata(other.join(p)).unwrap().uid(), 0, "{p}");
@@ -543,15 +508,7 @@ fn hardlinked_files_change_only_when_every_link_is_inside() {
     fs::write(vol.join("a"), "pair").unwrap();
     fs::hard_link(vol.join("a"), vol.join("sub/b")).unwrap();
     fs::hard_link(vol.join("a"), vol.join("c")).unwrap();
-    let fd = open_path(&vol);
-    let out = owner::apply(
-        fd.as_fd(),
-        &vol,
-        &plan(OwnerChange::OnRootMismatch),
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
     let m = fs::metadata(&secret).unwrap();
     assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o600));
     assert_eq!(out.hardlinks_skipped, 1, "{out:?}");
@@ -631,15 +588,7 @@ fn a_12000_deep_comb_is_walked_in_bounded_memory_and_fds() {
     const TEST: &str = "a_12000_deep_comb_is_walked_in_bounded_memory_and_fds";
     if let Some(vol) = std::env::var_os("OVH_TEST_COMB") {
         let vol = PathBuf::from(vol);
-        let fd = open_path(&vol);
-        let out = owner::apply(
-            fd.as_fd(),
-            &vol,
-            &plan(OwnerChange::OnRootMismatch),
-            2,
-            &Protected::new(&[]),
-        )
-        .unwrap();
+        let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
         let status = fs::read_to_string("/proc/self/status").unwrap();
         let hwm = status
             .lines()
@@ -758,15 +707,7 @@ fn walks_leave_entries_already_owned_untouched() {
         if !first {
             rustix::fs::lsetxattr(&vol, MARKER, b"1:1", rustix::fs::XattrFlags::empty()).unwrap();
         }
-        let fd = open_path(&vol);
-        let out = owner::apply(
-            fd.as_fd(),
-            &vol,
-            &plan(OwnerChange::OnRootMismatch),
-            2,
-            &Protected::new(&[]),
-        )
-        .unwrap();
+        let out = apply_once(&vol, OwnerChange::OnRootMismatch).unwrap();
         let m = fs::metadata(&secret).unwrap();
         assert_eq!((m.uid(), m.gid()), (0, 0), "first={first}");
         assert_eq!(out.hardlinks_skipped, 1, "first={first} {out:?}");
