@@ -218,3 +218,19 @@ for pair in pairs:
         f.write(f"{rt} {a} {b} {q(d, 0.5):.3f} {q(dc, 0.5):.3f} {q(d, .25):.3f}\n")
 EOF
 }
+
+# bench_runtimes PAIRS — measure and report every runtime of BENCH_RUNTIMES
+# (default: runc crun) with the bundles in $W; times go to $W/times.RUNTIME.
+# Non-zero when a runtime is missing or a run failed.
+bench_runtimes() {
+    local rt out status=0
+    for rt in ${BENCH_RUNTIMES:-runc crun}; do
+        command -v "$rt" > /dev/null || { echo "bench: $rt is not installed" >&2; status=1; continue; }
+        out=$W/times.$rt
+        : > "$out"
+        bench_run "$rt" "$W" "$out" || status=1
+        [ -s "$out" ] && bench_report "$rt" "$out" "$1"
+        echo
+    done
+    return "$status"
+}

@@ -98,14 +98,7 @@ pairs="hook:floor hook:none floor:none true:floor"
 status=0
 bench_host_line "$OVH_BIN${OVH_BASE:+ (base: $OVH_BASE)}; records in $S ($(stat -f -c %T "$S"))"
 echo
-for rt in ${BENCH_RUNTIMES:-runc crun}; do
-    command -v "$rt" > /dev/null || { echo "bench: $rt is not installed" >&2; status=1; continue; }
-    out=$W/times.$rt
-    : > "$out"
-    bench_run "$rt" "$W" "$out" || status=1
-    [ -s "$out" ] && bench_report "$rt" "$out" "$pairs"
-    echo
-done
+bench_runtimes "$pairs" || status=1
 echo "added = median(variant) - median(none); paired = median over iterations of the difference in the same iteration."
 echo "load average at the end: $(bench_load). Goal: hook - floor <= 0.5 ms with crun (median of >= 60 rounds)."
 if [ -n "$QUICK" ]; then

@@ -100,14 +100,7 @@ status=0
 bench_host_line "$OVR_BIN"
 echo "bundles in $W ($(stat -f -c %T "$W"))"
 echo
-for rt in ${BENCH_RUNTIMES:-runc crun}; do
-    command -v "$rt" > /dev/null || { echo "bench: $rt is not installed" >&2; status=1; continue; }
-    out=$W/times.$rt
-    : > "$out"
-    bench_run "$rt" "$W" "$out" || status=1
-    [ -s "$out" ] && bench_report "$rt" "$out" "wrapper:none hook:none wrap-hook:hook"
-    echo
-done
+bench_runtimes "wrapper:none hook:none wrap-hook:hook" || status=1
 echo "added = median(variant) - median(none); paired = median over iterations of the difference"
 echo "in the same iteration (wrapper - none: the wrapper alone; wrap-hook - hook: the wrapper"
 echo "including its config.json edit)."
