@@ -38,6 +38,16 @@ fn scratch() -> tempfile::TempDir {
         .expect("a scratch directory under /var/tmp")
 }
 
+/// One relabel with 2 workers and no extra protected directory.
+fn relabel(
+    fd: &OwnedFd,
+    is_dir: bool,
+    target: &str,
+    policy: RelabelPolicy,
+) -> Result<RelabelOutcome, oci_volume_hook::apply::ApplyError> {
+    label::relabel(fd, is_dir, target, policy, 2, &Protected::new(&[]))
+}
+
 fn open(p: &Path) -> OwnedFd {
     rustix::fs::open(p, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap()
 }
@@ -112,15 +122,7 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
     let _guard = Unmount(mnt.clone());
 
     let fd = open(&vol);
-    let outcome = label::relabel(
-        &fd,
-        true,
-        A,
-        RelabelPolicy::OnChange,
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let outcome = relabel(&fd, true, A, RelabelPolicy::OnChange).unwrap();
     let RelabelOutcome::Walked { stats, changed, .. } = outcome else {
         panic!("first relabel skipped")
     };
@@ -145,15 +147,7 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
 
     // Second start: O(1), whatever the size.
     let t0 = Instant::now();
-    let again = label::relabel(
-        &fd,
-        true,
-        A,
-        RelabelPolicy::OnChange,
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let again = relabel(&fd, true, A, RelabelPolicy::OnChange).unwrap();
     let skip = t0.elapsed();
     eprintln!(
         "relabel: first walk {} entries; second start skipped in {:?}",
@@ -175,34 +169,17 @@ fn relabel_walks_everything_once_then_skips_in_o1() {
     )
     .unwrap();
     assert_eq!(
-        label::relabel(
-            &fd,
-            true,
-            A,
-            RelabelPolicy::OnChange,
-            2,
-            &Protected::new(&[])
-        )
-        .unwrap(),
+        relabel(&fd, true, A, RelabelPolicy::OnChange).unwrap(),
         RelabelOutcome::Skipped
     );
-    match label::relabel(&fd, true, A, RelabelPolicy::Always, 2, &Protected::new(&[])).unwrap() {
+    match relabel(&fd, true, A, RelabelPolicy::Always).unwrap() {
         RelabelOutcome::Walked { changed, .. } => assert_eq!(changed, 1),
         o => panic!("{o:?}"),
     }
     assert_eq!(label_of(&stray).as_deref(), Some(A));
 
     // Another target: everything is rewritten, the marker follows.
-    match label::relabel(
-        &fd,
-        true,
-        B,
-        RelabelPolicy::OnChange,
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap()
-    {
+    match relabel(&fd, true, B, RelabelPolicy::OnChange).unwrap() {
         RelabelOutcome::Walked { changed, .. } => assert_eq!(changed as usize, expected.len() - 1),
         o => panic!("{o:?}"),
     }
@@ -219,29 +196,13 @@ fn single_file_volume_and_system_paths() {
     std::fs::write(&f, b"x").unwrap();
     let fd = open(&f);
     assert!(matches!(
-        label::relabel(
-            &fd,
-            false,
-            A,
-            RelabelPolicy::OnChange,
-            2,
-            &Protected::new(&[])
-        )
-        .unwrap(),
+        relabel(&fd, false, A, RelabelPolicy::OnChange).unwrap(),
         RelabelOutcome::Walked { changed: 1, .. }
     ));
     assert_eq!(label_of(&f).as_deref(), Some(A));
     assert_eq!(label_of(t.path()), None);
     for sys in ["/", "/usr", "/etc", "/var/tmp"] {
-        let e = label::relabel(
-            &open(Path::new(sys)),
-            true,
-            A,
-            RelabelPolicy::Always,
-            2,
-            &Protected::new(&[]),
-        )
-        .unwrap_err();
+        let e = relabel(&open(Path::new(sys)), true, A, RelabelPolicy::Always).unwrap_err();
         assert!(e.to_string().contains("system path"), "{sys}: {e}");
     }
 }
@@ -258,15 +219,7 @@ fn a_relabel_killed_mid_walk_is_redone_next_time() {
     eprintln!("tree: {:?}", t0.elapsed());
     let fd = open(&vol);
     assert!(matches!(
-        label::relabel(
-            &fd,
-            true,
-            A,
-            RelabelPolicy::OnChange,
-            2,
-            &Protected::new(&[])
-        )
-        .unwrap(),
+        relabel(&fd, true, A, RelabelPolicy::OnChange).unwrap(),
         RelabelOutcome::Walked { .. }
     ));
     assert_eq!(marker_of(&vol).as_deref(), Some(A));
@@ -316,16 +269,7 @@ fn a_relabel_killed_mid_walk_is_redone_next_time() {
     );
 
     // The next start sees no marker and walks again, to completion.
-    match label::relabel(
-        &fd,
-        true,
-        B,
-        RelabelPolicy::OnChange,
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap()
-    {
+    match relabel(&fd, true, B, RelabelPolicy::OnChange).unwrap() {
         RelabelOutcome::Walked { changed, .. } => assert_eq!(changed as usize, paths.len() - done),
         o => panic!("{o:?}"),
     }
@@ -349,15 +293,7 @@ fn hardlinked_files_are_relabelled_only_when_every_link_is_inside() {
     std::fs::write(vol.join("a"), b"pair").unwrap();
     std::fs::hard_link(vol.join("a"), vol.join("sub/b")).unwrap();
     let fd = open(&vol);
-    let out = label::relabel(
-        &fd,
-        true,
-        A,
-        RelabelPolicy::OnChange,
-        2,
-        &Protected::new(&[]),
-    )
-    .unwrap();
+    let out = relabel(&fd, true, A, RelabelPolicy::OnChange).unwrap();
     let RelabelOutcome::Walked {
         changed,
         hardlinks_skipped,
